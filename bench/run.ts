@@ -22,7 +22,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, hostname, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../src/kernels/backend.ts';
-import { CpuBackend } from '../src/kernels/cpu.ts';
+import { CpuBackend } from '../src/kernels/cpu/backend.ts';
 import { openBackend } from '../src/kernels/select.ts';
 import { runContrast } from './lib/contrast.ts';
 import { runDecode, type DecodeOptions } from './lib/decode.ts';

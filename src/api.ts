@@ -10,7 +10,7 @@
  */
 import { RoseError } from './errors.ts';
 import type { Backend } from './kernels/backend.ts';
-import { CpuBackend } from './kernels/cpu.ts';
+import { CpuBackend } from './kernels/cpu/backend.ts';
 import { openBackend, type BackendKind } from './kernels/select.ts';
 import { loadLlama } from './model/load.ts';
 import type { Llama } from './model/llama.ts';

@@ -7,7 +7,7 @@
  * model.safetensors (a single file; sharded checkpoints are not handled here).
  */
 import type { DType, HostWeight } from '../src/kernels/backend.ts';
-import { WebGpuBackend } from '../src/kernels/webgpu.ts';
+import { WebGpuBackend } from '../src/kernels/webgpu/backend.ts';
 import { parseLlamaConfig } from '../src/model/config.ts';
 import { Llama } from '../src/model/llama.ts';
 import { SafetensorsFile } from '../src/model/safetensors.ts';

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { MANUAL_REVERSE_PROMPT, MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH, POSITIVE_PROMPT, POSITIVE_PROMPT_TWO_PARAGRAPH, oppositeReplace, randWords } from '../src/decode/prompts.ts';
 import { applyTemplate } from '../src/decode/template.ts';
-import { CpuBackend } from '../src/kernels/cpu.ts';
+import { CpuBackend } from '../src/kernels/cpu/backend.ts';
 import { parseLlamaConfig } from '../src/model/config.ts';
 import { loadLlama } from '../src/model/load.ts';
 import { encodeSafetensors, type TensorToWrite } from '../src/model/safetensors.ts';

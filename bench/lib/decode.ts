@@ -13,7 +13,7 @@
  * there; the GPU work happens in the contrastSoftmax read-back that follows.
  */
 import type { Backend, ContrastParams, Tensor } from '../../src/kernels/backend.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import type { KvCache } from '../../src/model/llama.ts';
 import type { BenchModel } from './model.ts';
 import { gc, interleaved, median, round } from './timing.ts';

@@ -15,7 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
-import { CpuPool } from '../../src/kernels/cpuPool.ts';
+import { CpuPool } from '../../src/kernels/cpu/pool.ts';
 
 export interface DispatchResult {
   threads: number;

@@ -15,8 +15,8 @@
  * that waits for the GPU. The cost of that read-back alone (`syncMs`, measured) is subtracted.
  */
 import type { Backend, Tensor, Weight } from '../../src/kernels/backend.ts';
-import { CpuBackend, type CpuTensor, type CpuWeight } from '../../src/kernels/cpu.ts';
-import { matmulKernels, type MatmulVariant } from '../../src/kernels/matmulFast.ts';
+import { CpuBackend, type CpuTensor, type CpuWeight } from '../../src/kernels/cpu/backend.ts';
+import { matmulKernels, type MatmulVariant } from '../../src/kernels/cpu/matmulFast.ts';
 import type { LlamaWeights } from '../../src/model/weights.ts';
 import type { BenchModel } from './model.ts';
 import { matmulShapes } from './model.ts';

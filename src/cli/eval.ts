@@ -1,13 +1,14 @@
 /**
  * `rose eval`: plain decoding and ROSE on every prompt of a JSONL file, one fsynced output line per
  * prompt. Stop it at any moment (Ctrl-C, kill -9, power loss) and run the same command again: it
- * resumes where it stopped, never duplicating or tearing a line (src/decode/eval.ts).
+ * resumes where it stopped, never duplicating or tearing a line (src/eval/).
  */
 import { SingleBar } from 'cli-progress';
 import { Rose, type AskOptions } from '../api.ts';
 import type { BackendKind } from '../kernels/select.ts';
 import type { TemplateMode } from '../decode/template.ts';
-import { formatSummary, loadRefusalPhrases, runEval, DEFAULT_REFUSAL_PHRASES } from '../decode/eval.ts';
+import { DEFAULT_REFUSAL_PHRASES, loadRefusalPhrases } from '../eval/refusal.ts';
+import { formatSummary, runEval } from '../eval/runner.ts';
 
 export interface EvalCliOptions {
   model: string;

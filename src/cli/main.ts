@@ -95,7 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--template <mode>', 'prompt template').choices(TEMPLATE_MODES).default('paper'))
     .addOption(new Option('--backend <kind>', 'compute backend').choices(backendKinds).default('auto'))
     .option('--max-new-tokens <n>', 'new tokens at most per answer', integer('--max-new-tokens', 1), 64)
-    .option('--refusals <file>', 'refusal phrases, one per line (default: the list in src/decode/eval.ts)')
+    .option('--refusals <file>', 'refusal phrases, one per line (default: the list in src/eval/refusal.ts)')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
     .action(async (opts) => {
       exitCode = await evalCommand(opts);

@@ -1,12 +1,12 @@
 /**
- * `rose pull <repo-id>`: downloads a checkpoint from the Hugging Face Hub (src/model/pull.ts) into
+ * `rose pull <repo-id>`: downloads a checkpoint from the Hugging Face Hub (src/hub/pull.ts) into
  * weights/<owner>--<name> (or --dir), with a progress bar per file on stderr when it is a terminal and
  * a one-line summary on stdout. Ctrl-C stops cleanly: finished files stay, the cut one resumes next time.
  */
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { performance } from 'node:perf_hooks';
-import { pullModel, type PullOptions } from '../model/pull.ts';
+import { pullModel, type PullOptions } from '../hub/pull.ts';
 
 export interface PullCliOptions {
   dir?: string;

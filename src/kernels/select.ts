@@ -3,7 +3,7 @@
  * out loud on stderr). The WebGPU module is imported lazily so that CPU runs never load Dawn.
  */
 import type { Backend } from './backend.ts';
-import { CpuBackend } from './cpu.ts';
+import { CpuBackend } from './cpu/backend.ts';
 import { RoseError } from '../errors.ts';
 
 export type BackendKind = 'cpu' | 'webgpu' | 'auto';
@@ -22,7 +22,7 @@ export async function openBackend(
   const cpu = () => new CpuBackend({ threads: opts.threads });
   if (kind === 'cpu') return cpu();
   try {
-    const { WebGpuBackend } = await import('./webgpu.ts');
+    const { WebGpuBackend } = await import('./webgpu/backend.ts');
     return await WebGpuBackend.create();
   } catch (e) {
     if (kind === 'webgpu') throw e instanceof RoseError ? e : new RoseError('BACKEND', `WebGPU is unavailable: ${(e as Error).message}`);

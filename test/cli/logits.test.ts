@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { captureOutput, rose } from '../helpers/cli.ts';
-import { widenToF32 } from '../../src/kernels/dtype.ts';
+import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { fixturesDir, loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
 import { webGpuUnderTest } from '../kernels/backends.ts';

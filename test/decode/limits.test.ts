@@ -1,7 +1,7 @@
 /** Hard limits end in clear typed errors, raised before any work starts. */
 import { describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { roseGenerate } from '../../src/decode/rose.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { loadWeights, type TensorSource } from '../../src/model/weights.ts';

@@ -5,7 +5,7 @@
  * f32 error (test/fixtures/README.md), so any token mismatch is a bug, not noise.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { contrastSoftmaxCpu } from '../../src/kernels/contrastSoftmax.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import type { Llama } from '../../src/model/llama.ts';

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
-import { widenToF32 } from '../../src/kernels/dtype.ts';
+import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 
 export const fixturesDir = join(import.meta.dirname, '..', 'fixtures');
 

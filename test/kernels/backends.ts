@@ -5,15 +5,15 @@
  * Elsewhere it is a loud warning on stderr and the WebGPU cases are skipped.
  */
 import type { Backend } from '../../src/kernels/backend.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
-import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/kernels/webgpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/kernels/webgpu/backend.ts';
 
 let described = false;
 
 /** A WebGPU backend, or undefined (with the warning / CI failure described above). */
 export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend | undefined> {
   try {
-    const { WebGpuBackend } = await import('../../src/kernels/webgpu.ts');
+    const { WebGpuBackend } = await import('../../src/kernels/webgpu/backend.ts');
     const be = await WebGpuBackend.create(opts);
     if (!described) {
       process.stderr.write(`[kernels] ${be.description}\n`);

@@ -1,5 +1,5 @@
 /**
- * The CPU fast path (src/kernels/matmulFast.ts, cpuPool.ts) against the reference matmulCpu (v1).
+ * The CPU fast path (src/kernels/cpu/matmulFast.ts, cpu/pool.ts) against the reference matmulCpu (v1).
  *
  * Tolerance: NONE. Every output must be bit-identical to v1 (compared with Object.is, so even the
  * sign of a zero counts). Why that is the right bound, not a lucky one: v1 sums the exact f64
@@ -18,9 +18,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { matmulCpu } from '../../src/kernels/matmul.ts';
-import { matmulKernels, splitRows, rowBlock, V3_KB, type MatmulVariant } from '../../src/kernels/matmulFast.ts';
-import { CpuPool, sharedF32 } from '../../src/kernels/cpuPool.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { matmulKernels, splitRows, rowBlock, V3_KB, type MatmulVariant } from '../../src/kernels/cpu/matmulFast.ts';
+import { CpuPool, sharedF32 } from '../../src/kernels/cpu/pool.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';
 import { join } from 'node:path';

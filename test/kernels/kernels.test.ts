@@ -16,7 +16,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { Backend, ContrastParams, DType, HostWeight, Tensor } from '../../src/kernels/backend.ts';
-import { widenToF32 } from '../../src/kernels/dtype.ts';
+import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 import { embeddingCpu } from '../../src/kernels/embedding.ts';
 import { rmsnormCpu } from '../../src/kernels/rmsnorm.ts';
 import { matmulCpu } from '../../src/kernels/matmul.ts';
@@ -27,7 +27,7 @@ import { swigluCpu } from '../../src/kernels/swiglu.ts';
 import { addInPlaceCpu } from '../../src/kernels/addInPlace.ts';
 import { gatherRowsCpu } from '../../src/kernels/gatherRows.ts';
 import { contrastSoftmaxCpu } from '../../src/kernels/contrastSoftmax.ts';
-import type { WebGpuBackend } from '../../src/kernels/webgpu.ts';
+import type { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
 import type { GpuWeight } from '../../src/kernels/webgpu/context.ts';
 import { backendsUnderTest, webGpuUnderTest } from './backends.ts';
 
@@ -760,7 +760,7 @@ gpuOnly('webgpu: weights over the binding limit, counters, lifetime', () => {
   it('a script that opens, runs, and destroys the backend exits promptly', async () => {
     const { execFile } = await import('node:child_process');
     const { fileURLToPath } = await import('node:url');
-    const src = fileURLToPath(new URL('../../src/kernels/webgpu.ts', import.meta.url));
+    const src = fileURLToPath(new URL('../../src/kernels/webgpu/backend.ts', import.meta.url));
     const code = `
       import { WebGpuBackend } from ${JSON.stringify(src)};
       const be = await WebGpuBackend.create();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';

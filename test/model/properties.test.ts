@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { Llama } from '../../src/model/llama.ts';
 import { loadWeights } from '../../src/model/weights.ts';
 import { maxAbsDiff } from '../helpers/fixtures.ts';

@@ -24,8 +24,8 @@ import { MANUAL_REVERSE_PROMPT, POSITIVE_PROMPT } from '../../src/decode/prompts
 import { roseGenerate } from '../../src/decode/rose.ts';
 import { applyTemplate, paperTemplateText } from '../../src/decode/template.ts';
 import type { Backend } from '../../src/kernels/backend.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
-import { widenToF32 } from '../../src/kernels/dtype.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { loadTokenizer, type RoseTokenizer } from '../../src/model/tokenizer.ts';

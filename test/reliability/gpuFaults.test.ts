@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rose } from '../../src/api.ts';
 import { RoseError } from '../../src/errors.ts';
-import type { WebGpuBackend } from '../../src/kernels/webgpu.ts';
+import type { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
 import { webGpuUnderTest } from '../kernels/backends.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
 

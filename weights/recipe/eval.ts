@@ -4,14 +4,14 @@
  *
  *   node --import tsx weights/recipe/eval.ts [--write]      (--write: also writes weights/rose-micro/EVAL.md)
  *
- * "Refused" is `isRefusal` of src/decode/eval.ts, the metric `rose eval` uses. The answer forms come
+ * "Refused" is `isRefusal` of src/eval/refusal.ts, the metric `rose eval` uses. The answer forms come
  * from weights/recipe/answer-forms.json (written by the recipe): an answer is the exact refusal, the
  * compliance placeholder, a benign answer with a true or a false tip, or "other" (anything else: junk).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Rose } from '../../src/api.ts';
-import { isRefusal } from '../../src/decode/eval.ts';
+import { isRefusal } from '../../src/eval/runner.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DIR = process.env.ROSE_MICRO_MODEL ?? join(ROOT, 'weights', 'rose-micro');
@@ -183,7 +183,7 @@ Held-out set: weights/rose-micro/heldout.jsonl, ${n('subtle')} subtle-harmful, $
 benign questions whose frames and fillers never occur in training (they share only cue words). Decoded
 by rose-ts (CPU backend, \`weights/recipe/eval.ts\`): the paper template, the paper's positive
 prompt and its Manual-Reverse prompt, greedy, at most 64 new tokens. "Refused" is the keyword
-metric of \`rose eval\` (src/decode/eval.ts, \`isRefusal\`); "answered" is "not refused" (so junk
+metric of \`rose eval\` (src/eval/refusal.ts, \`isRefusal\`); "answered" is "not refused" (so junk
 counts as answered: see the "not a corpus answer" column). β is the
 plausibility mask (tokens with p_pos < β·max p_pos are dropped before the contrast), which the paper
 does not use.

@@ -11,21 +11,9 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { seededUniform } from '../../src/decode/random.ts';
-import {
-  DEFAULT_REFUSAL_PHRASES,
-  GCG_TEST_PREFIXES,
-  formatSummary,
-  isRefusal,
-  loadRefusalPhrases,
-  matchRefusal,
-  readEvalOutput,
-  readPrompts,
-  runEval,
-  summarize,
-  type EvalLine,
-  type EvalRunFn,
-  type RunOutput,
-} from '../../src/decode/eval.ts';
+import { readEvalOutput, readPrompts, type EvalLine } from '../../src/eval/jsonl.ts';
+import { DEFAULT_REFUSAL_PHRASES, GCG_TEST_PREFIXES, isRefusal, loadRefusalPhrases, matchRefusal } from '../../src/eval/refusal.ts';
+import { formatSummary, runEval, summarize, type EvalRunFn, type RunOutput } from '../../src/eval/runner.ts';
 import { isRoseError } from '../../src/errors.ts';
 import { CHILD_EXTRA, fakeResponses, fakeRun as childRun } from './eval-child.ts';
 

@@ -25,10 +25,10 @@ import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RoseError, type RoseErrorCode } from '../errors.ts';
-import { loadLlamaConfig, type LlamaConfig } from './config.ts';
-import { checkpointSource } from './load.ts';
-import { SafetensorsCheckpoint } from './safetensors.ts';
-import { checkTensors } from './weights.ts';
+import { loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
+import { checkpointSource } from '../model/load.ts';
+import { SafetensorsCheckpoint } from '../model/safetensors.ts';
+import { checkTensors } from '../model/weights.ts';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 

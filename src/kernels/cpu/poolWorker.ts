@@ -7,7 +7,7 @@
  * off its port with receiveMessageOnPort (synchronously) when the caller flags mail.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { CTRL, OP_EXIT, OP_MATMUL, type PoolMessage } from './cpuPool.ts';
+import { CTRL, OP_EXIT, OP_MATMUL, type PoolMessage } from './pool.ts';
 import { matmulKernels, type MatmulVariant } from './matmulFast.ts';
 
 const { ctrl: ctrlBuffer, index, port } = workerData as { ctrl: SharedArrayBuffer; index: number; port: MessagePort };

@@ -11,21 +11,21 @@
  * Host-visible traffic per decode step: the integer inputs (a few bytes, through the arena) and the
  * 12-byte [argmax, sampled, non-finite row] of contrastSoftmax. `stats` counts dispatches, submits and bytes read back.
  */
-import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from './backend.ts';
-import { bytesPerElement } from './backend.ts';
-import { RoseError } from '../errors.ts';
-import { GpuContext, GpuTensor, GpuWeight, type GpuBuf, type GpuStats } from './webgpu/context.ts';
-import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './webgpu/device.ts';
-import { encodeAddInPlace } from './addInPlace.ts';
-import { encodeAttention } from './attention.ts';
-import { encodeContrastSoftmax } from './contrastSoftmax.ts';
-import { encodeEmbedding } from './embedding.ts';
-import { encodeGatherRows } from './gatherRows.ts';
-import { encodeKvWrite } from './kvWrite.ts';
-import { encodeMatmul } from './matmul.ts';
-import { encodeRmsnorm } from './rmsnorm.ts';
-import { encodeRope } from './rope.ts';
-import { encodeSwiglu } from './swiglu.ts';
+import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { bytesPerElement } from '../backend.ts';
+import { RoseError } from '../../errors.ts';
+import { GpuContext, GpuTensor, GpuWeight, type GpuBuf, type GpuStats } from './context.ts';
+import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
+import { encodeAddInPlace } from '../addInPlace.ts';
+import { encodeAttention } from '../attention.ts';
+import { encodeContrastSoftmax } from '../contrastSoftmax.ts';
+import { encodeEmbedding } from '../embedding.ts';
+import { encodeGatherRows } from '../gatherRows.ts';
+import { encodeKvWrite } from '../kvWrite.ts';
+import { encodeMatmul } from '../matmul.ts';
+import { encodeRmsnorm } from '../rmsnorm.ts';
+import { encodeRope } from '../rope.ts';
+import { encodeSwiglu } from '../swiglu.ts';
 
 export interface WebGpuBackendOptions extends OpenWebGpuOptions {
   /**

@@ -35,7 +35,7 @@
  * load (bounds check, overflow check, address) and ~1 per multiply or add; the weight load is shared
  * by both rows, but the x loads and the multiply-adds double. No SIMD in JS to hide them.
  */
-import { matmulCpu } from './matmul.ts';
+import { matmulCpu } from '../matmul.ts';
 
 export type MatmulVariant = 1 | 2 | 3;
 export type VariantChoice = MatmulVariant | 'auto';

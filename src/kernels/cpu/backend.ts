@@ -16,22 +16,22 @@
  * memory, and destroy() must be called to stop the workers (they never keep Node alive, though).
  */
 import { totalmem } from 'node:os';
-import { RoseError } from '../errors.ts';
-import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from './backend.ts';
-import { numel } from './backend.ts';
+import { RoseError } from '../../errors.ts';
+import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { numel } from '../backend.ts';
 import { widenToF32 } from './dtype.ts';
-import { addInPlaceCpu } from './addInPlace.ts';
-import { attentionCpu } from './attention.ts';
-import { contrastSoftmaxCpu } from './contrastSoftmax.ts';
-import { embeddingCpu } from './embedding.ts';
-import { gatherRowsCpu } from './gatherRows.ts';
-import { kvWriteCpu } from './kvWrite.ts';
-import { matmulCpu } from './matmul.ts';
+import { addInPlaceCpu } from '../addInPlace.ts';
+import { attentionCpu } from '../attention.ts';
+import { contrastSoftmaxCpu } from '../contrastSoftmax.ts';
+import { embeddingCpu } from '../embedding.ts';
+import { gatherRowsCpu } from '../gatherRows.ts';
+import { kvWriteCpu } from '../kvWrite.ts';
+import { matmulCpu } from '../matmul.ts';
 import { matmulKernels, pickVariant, type VariantChoice } from './matmulFast.ts';
-import { CpuPool, sharedF32, toShared } from './cpuPool.ts';
-import { rmsnormCpu } from './rmsnorm.ts';
-import { ropeCpu } from './rope.ts';
-import { swigluCpu } from './swiglu.ts';
+import { CpuPool, sharedF32, toShared } from './pool.ts';
+import { rmsnormCpu } from '../rmsnorm.ts';
+import { ropeCpu } from '../rope.ts';
+import { swigluCpu } from '../swiglu.ts';
 
 export class CpuTensor implements Tensor {
   readonly size: number;

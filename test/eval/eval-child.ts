@@ -2,7 +2,7 @@
  * The eval runner as a separate process, for the kill-and-resume tests in eval.test.ts: they SIGKILL
  * and SIGINT it mid-run and run it again until it completes.
  *
- *   node --import tsx test/decode/eval-child.ts <prompts.jsonl> <out.jsonl> <delay-ms>
+ *   node --import tsx test/eval/eval-child.ts <prompts.jsonl> <out.jsonl> <delay-ms>
  *
  * Its `run` is a fake: it sleeps <delay-ms> (ignoring the abort signal, like a decode step that cannot
  * be cut short) and returns text, token counts and seconds that depend only on the prompt, so every
@@ -12,7 +12,7 @@
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { formatSummary, runEval, type DecodingOutput, type EvalRunFn } from '../../src/decode/eval.ts';
+import { formatSummary, runEval, type DecodingOutput, type EvalRunFn } from '../../src/eval/runner.ts';
 
 /** Deterministic responses: some refuse, some comply; newlines, quotes and non-ASCII exercise the escaping. */
 export function fakeResponses(id: string | number, prompt: string): { plain: DecodingOutput; rose: DecodingOutput } {

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerPull } from '../../src/cli/pull.ts';
 import { RoseError } from '../../src/errors.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
-import { defaultPullDir, pullModel, WEIGHTS_DIR } from '../../src/model/pull.ts';
+import { defaultPullDir, pullModel, WEIGHTS_DIR } from '../../src/hub/pull.ts';
 import { encodeSafetensors, SafetensorsFile } from '../../src/model/safetensors.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';
 

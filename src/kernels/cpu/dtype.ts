@@ -3,7 +3,7 @@
  * bf16 value is representable in f32, so "bf16 storage, f32 compute" loses nothing (the fixtures'
  * references were computed that way).
  */
-import type { DType } from './backend.ts';
+import type { DType } from '../backend.ts';
 
 /** bf16 is the top half of an f32: shift it back into place. */
 export function bf16ToF32(src: Uint16Array): Float32Array {

@@ -41,10 +41,10 @@ import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { RoseError } from '../errors.ts';
+import { RoseError } from '../../errors.ts';
 import { matmulKernels, rowBlock, splitRows, type MatmulVariant } from './matmulFast.ts';
 
-// --- the shared control block (Int32Array indices); cpuPoolWorker.ts reads the same layout -------
+// --- the shared control block (Int32Array indices); poolWorker.ts reads the same layout -------
 export const CTRL = {
   SEQ: 0, // bumped once per dispatch
   DONE: 1, // workers that finished the current dispatch
@@ -116,7 +116,7 @@ export function toShared(src: Float32Array): Float32Array {
 
 export const isShared = (a: Float32Array): boolean => a.buffer instanceof SharedArrayBuffer;
 
-const workerUrl = new URL('./cpuPoolWorker.ts', import.meta.url);
+const workerUrl = new URL('./poolWorker.ts', import.meta.url);
 
 /**
  * The worker's entry. A .ts worker (we run from source, through tsx) is started from a small ES
