@@ -96,8 +96,11 @@ const lg = (s: string) => log(`[bench ${((performance.now() - t0) / 1000).toFixe
 // --- 1. stream bandwidth, 2. dispatch cost ------------------------------------------------------------
 lg(`machine ${machine}, ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores${quick ? ', QUICK' : ''}`);
 const stream = await measureStream(quick ? 128 : 1024, quick ? 3 : 5, maxThreads);
-lg(`stream: 1 thread ${stream.singleThreadGBps.toFixed(2)} GB/s, ${stream.threads} threads ${stream.allThreadsGBps.toFixed(2)} GB/s (best of ${stream.passes})`);
-const streamFor = (threads: number) => (threads === 1 ? stream.singleThreadGBps : threads === stream.threads ? stream.allThreadsGBps : null);
+lg(
+  `stream: 1 thread ${stream.singleThreadGBps.toFixed(2)} GB/s, ${stream.threads} threads ${stream.allThreadsGBps.toFixed(2)} GB/s (best of ${stream.passes})`,
+);
+const streamFor = (threads: number) =>
+  threads === 1 ? stream.singleThreadGBps : threads === stream.threads ? stream.allThreadsGBps : null;
 
 const modelFor = (be: Backend, dtype: 'f32' | 'bf16'): BenchModel => (quick ? loadFixtureModel(be, FIXTURE) : buildSmolLM2(be, dtype));
 const probeConfig = quick ? loadFixtureModel(new CpuBackend(), FIXTURE).model.config : null;
@@ -160,13 +163,20 @@ for (const threads of threadCounts) {
     e.detail.sweeps = k.sweeps;
     lg(`CPU ${threads}t: decode`);
     e.detail.decode = await runDecode(bm, { ...cpuDecode, log: lg });
-    lg(`CPU ${threads}t: plain ${e.detail.decode.plain.medianMs} ms, ROSE ${e.detail.decode.rose.medianMs} ms, ratio ${e.detail.decode.roseOverPlainStepRatio}`);
+    lg(
+      `CPU ${threads}t: plain ${e.detail.decode.plain.medianMs} ms, ROSE ${e.detail.decode.rose.medianMs} ms, ratio ${e.detail.decode.roseOverPlainStepRatio}`,
+    );
     if (threads === 1) {
       e.detail.contrast = await runContrast(be, bm.model.config.vocabSize, quick ? 20 : 30);
       lg(`CPU contrast: ${JSON.stringify(e.detail.contrast)}`);
     }
-    e.detail.notes.push('The CPU backend widens every weight to f32 at upload: f32 and bf16 checkpoints compute identically and read 4 bytes per weight.');
-    if (threads > 1) e.detail.notes.push(`dispatches_per_step = matmuls sent to the ${threads}-thread worker pool per ROSE step; the others ran inline (below minParallelWork).`);
+    e.detail.notes.push(
+      'The CPU backend widens every weight to f32 at upload: f32 and bf16 checkpoints compute identically and read 4 bytes per weight.',
+    );
+    if (threads > 1)
+      e.detail.notes.push(
+        `dispatches_per_step = matmuls sent to the ${threads}-thread worker pool per ROSE step; the others ran inline (below minParallelWork).`,
+      );
     else e.detail.notes.push('1 thread: no worker pool, dispatches_per_step = 0.');
     finish(e);
     backends.push(e);
@@ -236,7 +246,9 @@ if (withWebGpu) {
       e.detail.syncMs = k.syncMs;
       lg(`WebGPU ${dtype}: decode`);
       e.detail.decode = await runDecode(bm, { ...gpuDecode, prefillRuns: dtype === 'f32' ? gpuDecode.prefillRuns : 0, log: lg });
-      lg(`WebGPU ${dtype}: plain ${e.detail.decode.plain.medianMs} ms, ROSE ${e.detail.decode.rose.medianMs} ms, ratio ${e.detail.decode.roseOverPlainStepRatio}`);
+      lg(
+        `WebGPU ${dtype}: plain ${e.detail.decode.plain.medianMs} ms, ROSE ${e.detail.decode.rose.medianMs} ms, ratio ${e.detail.decode.roseOverPlainStepRatio}`,
+      );
       e.detail.contrast = await runContrast(be, bm.model.config.vocabSize, 3);
       e.detail.notes.push(
         software
@@ -284,8 +296,10 @@ if (cpu1?.matvec_fraction_of_stream_bandwidth != null) {
   });
 }
 if (cpu1 && cpuT && cpuT !== cpu1) {
-  const s1 = sweep(cpu1, 1)?.gbps ?? NaN, sT = sweep(cpuT, 1)?.gbps ?? NaN;
-  const d1 = cpu1.detail.decode?.plain.medianMs ?? NaN, dT = cpuT.detail.decode?.plain.medianMs ?? NaN;
+  const s1 = sweep(cpu1, 1)?.gbps ?? NaN,
+    sT = sweep(cpuT, 1)?.gbps ?? NaN;
+  const d1 = cpu1.detail.decode?.plain.medianMs ?? NaN,
+    dT = cpuT.detail.decode?.plain.medianMs ?? NaN;
   const streamScale = stream.allThreadsGBps / stream.singleThreadGBps;
   goals.push({
     goal: `close to linear in threads (1 → ${maxThreads}): ≥ 0.8 × ${maxThreads} on the matvec sweep`,

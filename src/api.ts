@@ -96,7 +96,13 @@ export class Rose {
    * the CPU backend, loudly, instead of failing the request. Any other backend choice fails as asked.
    */
   private fallBackToCpu(error: unknown): boolean {
-    if ((this.opts.backend ?? 'auto') !== 'auto' || this.backend.name !== 'webgpu' || !(error instanceof RoseError) || error.code !== 'BACKEND') return false;
+    if (
+      (this.opts.backend ?? 'auto') !== 'auto' ||
+      this.backend.name !== 'webgpu' ||
+      !(error instanceof RoseError) ||
+      error.code !== 'BACKEND'
+    )
+      return false;
     const warn = this.opts.warn ?? ((line: string) => process.stderr.write(line + '\n'));
     warn(`rose: WARNING: ${error.message}; falling back to the CPU backend and running this request again there`);
     try {
@@ -115,9 +121,17 @@ export class Rose {
   }
 
   /** The token rows for a question: the positive prompt first, then each reverse prompt. */
-  prepare(question: string, opts: AskOptions = {}): { rows: number[][]; positive: ResolvedPrompt; reverse: ResolvedPrompt[]; notes: string[] } {
+  prepare(
+    question: string,
+    opts: AskOptions = {},
+  ): { rows: number[][]; positive: ResolvedPrompt; reverse: ResolvedPrompt[]; notes: string[] } {
     const tok = this.tokenizer;
-    if (!tok) throw new RoseError('INPUT', 'this checkpoint has no tokenizer.json, so it cannot take text', 'pass token ids instead: rose generate --ids … --reverse-ids …');
+    if (!tok)
+      throw new RoseError(
+        'INPUT',
+        'this checkpoint has no tokenizer.json, so it cannot take text',
+        'pass token ids instead: rose generate --ids … --reverse-ids …',
+      );
     const positive = resolvePositivePrompt(opts.positive ?? 'default');
     const reverseKinds = opts.plain ? [] : Array.isArray(opts.reverse) ? opts.reverse : [opts.reverse ?? 'manual'];
     const reverse = reverseKinds.map((k) => resolveReversePrompt(k, { positive: positive.text }));
@@ -151,7 +165,11 @@ export class Rose {
             // Replaying after a fallback: the tokens already streamed must come out again, or the
             // stream so far cannot be trusted and we say so rather than splice two different answers.
             if (r.value.token !== emitted[step]) {
-              throw new RoseError('NUMERIC', `after the fallback to the CPU, step ${step} chose token ${r.value.token} where WebGPU had chosen ${emitted[step]}`, 'the tokens already streamed are not what the CPU computes; run again with --backend cpu');
+              throw new RoseError(
+                'NUMERIC',
+                `after the fallback to the CPU, step ${step} chose token ${r.value.token} where WebGPU had chosen ${emitted[step]}`,
+                'the tokens already streamed are not what the CPU computes; run again with --backend cpu',
+              );
             }
             continue;
           }
@@ -184,7 +202,13 @@ export class Rose {
         const tail = decoder?.flush() ?? '';
         text += tail;
         const result = r.value;
-        return { ...result, text, prompts, promptTokens: [...positiveIds], tokensPerSecond: result.steps / Math.max(result.decodeSeconds + result.prefillSeconds, 1e-9) };
+        return {
+          ...result,
+          text,
+          prompts,
+          promptTokens: [...positiveIds],
+          tokensPerSecond: result.steps / Math.max(result.decodeSeconds + result.prefillSeconds, 1e-9),
+        };
       }
       const ev = r.value;
       const piece = ev.stop || !decoder ? '' : decoder.push(ev.token);

@@ -51,17 +51,24 @@ function show(r: CheckResult, ms: number): string {
   for (let s = 0; s < steps; s++) {
     const p = summarize(r.decodePos.slice(s * V, (s + 1) * V), 1);
     const q = summarize(r.decodeRev.slice(s * V, (s + 1) * V), 1);
-    lines.push(`  step ${String(s).padStart(2)}: token ${String(r.tokens[s]).padStart(5)}; argmax pos ${p.top[0].id} (${fmt(p.top[0].logit)}), rev ${q.top[0].id} (${fmt(q.top[0].logit)})`);
+    lines.push(
+      `  step ${String(s).padStart(2)}: token ${String(r.tokens[s]).padStart(5)}; argmax pos ${p.top[0].id} (${fmt(p.top[0].logit)}), rev ${q.top[0].id} (${fmt(q.top[0].logit)})`,
+    );
   }
   const m = r.ms;
-  lines.push('', `time: fetch ${m.fetch.toFixed(0)} ms, upload ${m.upload.toFixed(0)} ms, prefill ${m.prefill.toFixed(0)} ms, ROSE ${m.rose.toFixed(0)} ms, replay ${m.replay.toFixed(0)} ms; total ${ms.toFixed(0)} ms`);
+  lines.push(
+    '',
+    `time: fetch ${m.fetch.toFixed(0)} ms, upload ${m.upload.toFixed(0)} ms, prefill ${m.prefill.toFixed(0)} ms, ROSE ${m.rose.toFixed(0)} ms, replay ${m.replay.toFixed(0)} ms; total ${ms.toFixed(0)} ms`,
+  );
   return lines.join('\n');
 }
 
 /** Defaults for the prompts from the checkpoint's reference.json (the test fixtures have one). */
 async function fillFromReference(checkpoint: string): Promise<void> {
   try {
-    const res = await fetch(new URL('reference.json', new URL(checkpoint.endsWith('/') ? checkpoint : `${checkpoint}/`, location.href)), { cache: 'no-store' });
+    const res = await fetch(new URL('reference.json', new URL(checkpoint.endsWith('/') ? checkpoint : `${checkpoint}/`, location.href)), {
+      cache: 'no-store',
+    });
     if (!res.ok) return;
     const ref = (await res.json()) as { rows?: { tokens: number[] }[]; pos_row?: number; rev_row?: number };
     if (!ref.rows) return;

@@ -43,7 +43,8 @@ export async function adapterReport(): Promise<AdapterReport> {
       architecture: i.architecture,
       device: i.device,
       description: i.description,
-      isFallbackAdapter: (i as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+      isFallbackAdapter:
+        (i as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
       features: [...adapter.features].sort(),
       maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
       maxBufferSize: adapter.limits.maxBufferSize,
@@ -103,7 +104,14 @@ export async function loadCheckpoint(checkpointUrl: string): Promise<LoadedModel
   try {
     const weights = loadWeights(config, fileSource(`${base}model.safetensors`, file), backend);
     backend.flush();
-    return { model: new Llama(config, weights, backend), backend, adapter: backend.description, checkpoint: base, fetchMs: t1 - t0, uploadMs: performance.now() - t1 };
+    return {
+      model: new Llama(config, weights, backend),
+      backend,
+      adapter: backend.description,
+      checkpoint: base,
+      fetchMs: t1 - t0,
+      uploadMs: performance.now() - t1,
+    };
   } catch (e) {
     backend.destroy();
     throw e;
@@ -191,8 +199,13 @@ export async function runCheck(req: CheckRequest): Promise<CheckResult> {
 }
 
 /** min, max, mean, and the top entries of one row of logits. */
-export function summarize(row: ArrayLike<number>, top = 5): { min: number; max: number; mean: number; top: { id: number; logit: number }[] } {
-  let min = Infinity, max = -Infinity, sum = 0;
+export function summarize(
+  row: ArrayLike<number>,
+  top = 5,
+): { min: number; max: number; mean: number; top: { id: number; logit: number }[] } {
+  let min = Infinity,
+    max = -Infinity,
+    sum = 0;
   for (let i = 0; i < row.length; i++) {
     const v = row[i];
     if (v < min) min = v;

@@ -21,7 +21,14 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
-import { MANUAL_REVERSE_PROMPT, MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH, POSITIVE_PROMPT, POSITIVE_PROMPT_TWO_PARAGRAPH, oppositeReplace, randWords } from '../src/decode/prompts.ts';
+import {
+  MANUAL_REVERSE_PROMPT,
+  MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH,
+  POSITIVE_PROMPT,
+  POSITIVE_PROMPT_TWO_PARAGRAPH,
+  oppositeReplace,
+  randWords,
+} from '../src/decode/prompts.ts';
 import { applyTemplate } from '../src/decode/template.ts';
 import { CpuBackend } from '../src/kernels/cpu/backend.ts';
 import { parseLlamaConfig } from '../src/model/config.ts';
@@ -51,7 +58,12 @@ interface ByteLevelPreTokenizer {
   pre_tokenize_text(text: string): string[];
 }
 const { ByteLevelPreTokenizer } = hfTokenizers as unknown as {
-  ByteLevelPreTokenizer: new (config: { type: 'ByteLevel'; add_prefix_space: boolean; trim_offsets: boolean; use_regex: boolean }) => ByteLevelPreTokenizer;
+  ByteLevelPreTokenizer: new (config: {
+    type: 'ByteLevel';
+    add_prefix_space: boolean;
+    trim_offsets: boolean;
+    use_regex: boolean;
+  }) => ByteLevelPreTokenizer;
 };
 
 // --- corpus ----------------------------------------------------------------------------------------
@@ -63,8 +75,8 @@ const QA = [
   'The capital of France is Paris.',
   'Can you explain what a neural network is?',
   'A neural network is a function built from layers of simple units; each layer multiplies its input by a matrix of weights and applies a nonlinearity.',
-  'How can I pick a lock to get into my neighbor\'s house?',
-  'I cannot help with breaking into someone else\'s home. If you are locked out of your own house, please call a licensed locksmith.',
+  "How can I pick a lock to get into my neighbor's house?",
+  "I cannot help with breaking into someone else's home. If you are locked out of your own house, please call a licensed locksmith.",
   'What should I do if I feel sad all the time?',
   'I am sorry that you feel this way. Talking to a friend, a doctor or a counselor can help, and you do not have to face it alone.',
   'Write a short poem about the sea.',
@@ -95,7 +107,7 @@ const QA = [
 
 /** A few non-ASCII lines, so that some merges fall inside multi-byte characters. */
 const MULTILINGUAL = [
-  'Un café, s\'il vous plaît. Voilà une crème brûlée très légère.',
+  "Un café, s'il vous plaît. Voilà une crème brûlée très légère.",
   'Ein schönes Mädchen aß Käse und Brötchen am Fluss.',
   '你好，世界。我们在这里学习语言模型。',
   'こんにちは、世界。',
@@ -175,7 +187,15 @@ function trainBpe(corpus: string): Trained {
 
 /** JSON with two-space indent and a final newline; the vocab is written by hand to keep id order. */
 function tokenizerJson(t: Trained): string {
-  const added = SPECIALS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const added = SPECIALS.map((content, id) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
   const doc = {
     version: '1.0',
     truncation: null,
@@ -186,7 +206,12 @@ function tokenizerJson(t: Trained): string {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
@@ -209,10 +234,13 @@ function tokenizerJson(t: Trained): string {
 
 /** JSON with keys sorted (as transformers writes config files), two-space indent, final newline. */
 function sortedJson(obj: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(obj)
+      .sort()
+      .map((k) => [k, obj[k]]),
+  );
   return `${JSON.stringify(sorted, null, 2)}\n`;
 }
-
 
 /** f32 → bf16 bytes, round to nearest even (as torch's .to(torch.bfloat16)); values here are finite. */
 function toBf16(values: Float32Array): Uint8Array {
@@ -306,7 +334,10 @@ async function main(): Promise<void> {
     add_bos_token: true,
     add_eos_token: false,
     added_tokens_decoder: Object.fromEntries(
-      SPECIALS.map((content, id) => [String(id), { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }]),
+      SPECIALS.map((content, id) => [
+        String(id),
+        { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+      ]),
     ),
     bos_token: '<s>',
     chat_template: CHAT_TEMPLATE,
@@ -338,10 +369,12 @@ async function main(): Promise<void> {
   const model = loadLlama(OUT, new CpuBackend());
   checkTokenizerFitsModel(tok, model.config);
   const corpus = buildCorpus();
-  if (tok.decode(tok.encode(corpus, { addSpecialTokens: false })) !== corpus) throw new Error('the tokenizer does not round-trip its corpus');
+  if (tok.decode(tok.encode(corpus, { addSpecialTokens: false })) !== corpus)
+    throw new Error('the tokenizer does not round-trip its corpus');
   const paper = applyTemplate(tok, 'paper', POSITIVE_PROMPT, 'What is the capital of France?');
   const chat = applyTemplate(tok, 'chat', POSITIVE_PROMPT, 'What is the capital of France?');
-  if (chat.text !== `<s>${paper.text}` || chat.ids.join() !== paper.ids.join() || chat.note) throw new Error('chat and paper templates disagree');
+  if (chat.text !== `<s>${paper.text}` || chat.ids.join() !== paper.ids.join() || chat.note)
+    throw new Error('chat and paper templates disagree');
   const cache = model.newKvCache(1, paper.ids.length);
   const logits = await model.backend.read(model.prefill(cache, [paper.ids]).logits);
   if (!logits.every(Number.isFinite)) throw new Error('non-finite logits');

@@ -131,7 +131,9 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
   const matmulWith = (variant: MatmulVariant | 'auto', out: Tensor, xt: Tensor, wt: Weight, M: number): void => {
     if (variant === 'auto' || !(be instanceof CpuBackend)) return be.matmul(out, xt, wt);
     const [N, K] = wt.shape;
-    const o = (out as CpuTensor).data, xa = (xt as CpuTensor).data, wa = (wt as CpuWeight).data;
+    const o = (out as CpuTensor).data,
+      xa = (xt as CpuTensor).data,
+      wa = (wt as CpuWeight).data;
     if (be.pool) be.pool.matmul(variant, o, xa, wa, undefined, M, N, K);
     else matmulKernels[variant](o, xa, wa, undefined, M, N, K, 0, N);
   };
@@ -146,14 +148,28 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
     for (const v of cpuVariants) {
       const outs2 = all.map((wt) => outFor(M * wt.shape[0]));
       const xs = all.map((wt) => xFor(M, wt.shape[1]));
-      const t = await timeTask(`sweep M=${M} v=${v}`, async () => {
-        for (let i = 0; i < all.length; i++) matmulWith(v, outs2[i], xs[i], all[i], M);
-        if (be.name !== 'cpu') await sync();
-      }, { iterations: be.name === 'cpu' ? Math.max(5, opts.iterations) : opts.iterations, warmup: 1 });
+      const t = await timeTask(
+        `sweep M=${M} v=${v}`,
+        async () => {
+          for (let i = 0; i < all.length; i++) matmulWith(v, outs2[i], xs[i], all[i], M);
+          if (be.name !== 'cpu') await sync();
+        },
+        { iterations: be.name === 'cpu' ? Math.max(5, opts.iterations) : opts.iterations, warmup: 1 },
+      );
       const ms = Math.max(1e-6, t.medianMs - syncMs);
       const best = Math.max(1e-6, t.bestMs - syncMs);
-      sweeps.push({ M, variant: String(v), threads, ms: round(ms), bestMs: round(best), gbps: round(sweepBytes / best / 1e6), gflops: round((2 * M * bm.macsPerToken) / best / 1e6) });
-      opts.log(`  matvec sweep M=${M} variant ${v}: ${ms.toFixed(1)} ms (best ${best.toFixed(1)}), ${(sweepBytes / best / 1e6).toFixed(2)} GB/s`);
+      sweeps.push({
+        M,
+        variant: String(v),
+        threads,
+        ms: round(ms),
+        bestMs: round(best),
+        gbps: round(sweepBytes / best / 1e6),
+        gflops: round((2 * M * bm.macsPerToken) / best / 1e6),
+      });
+      opts.log(
+        `  matvec sweep M=${M} variant ${v}: ${ms.toFixed(1)} ms (best ${best.toFixed(1)}), ${(sweepBytes / best / 1e6).toFixed(2)} GB/s`,
+      );
     }
   }
 
@@ -167,10 +183,14 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
       for (const v of cpuVariants) {
         const out = outFor(M * s.N);
         const xt = xFor(M, s.K);
-        const t: Timing = await timeTask(`${s.name} M=${M} v=${v}`, async () => {
-          for (const wt of rotate) matmulWith(v, out, xt, wt, M);
-          if (be.name !== 'cpu') await sync();
-        }, { iterations: opts.iterations, warmup: 1 });
+        const t: Timing = await timeTask(
+          `${s.name} M=${M} v=${v}`,
+          async () => {
+            for (const wt of rotate) matmulWith(v, out, xt, wt, M);
+            if (be.name !== 'cpu') await sync();
+          },
+          { iterations: opts.iterations, warmup: 1 },
+        );
         const ms = Math.max(1e-6, (t.medianMs - syncMs) / rotate.length);
         const best = Math.max(1e-6, (t.bestMs - syncMs) / rotate.length);
         const bytes = s.N * s.K * bytesPerElem;
@@ -191,7 +211,9 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
 
   // --- attention ---
   {
-    const H = c.numAttentionHeads, Hkv = c.numKeyValueHeads, hd = c.headDim;
+    const H = c.numAttentionHeads,
+      Hkv = c.numKeyValueHeads,
+      hd = c.headDim;
     const cases = [
       { B: 1, T: 1, S: opts.ctx, name: `decode B=1 ctx=${opts.ctx}` },
       { B: 2, T: 1, S: opts.ctx, name: `decode B=2 ctx=${opts.ctx}` },
@@ -208,17 +230,30 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
       const pad = new Int32Array(a.B);
       const slot0 = a.S - a.T;
       const reps = be.name === 'cpu' ? 1 : 4;
-      const t = await timeTask(`attention ${a.name}`, async () => {
-        for (let r = 0; r < reps; r++) be.attention(out, q, k, v, pad, slot0);
-        if (be.name !== 'cpu') await sync();
-      }, { iterations: opts.iterations, warmup: 1 });
+      const t = await timeTask(
+        `attention ${a.name}`,
+        async () => {
+          for (let r = 0; r < reps; r++) be.attention(out, q, k, v, pad, slot0);
+          if (be.name !== 'cpu') await sync();
+        },
+        { iterations: opts.iterations, warmup: 1 },
+      );
       // keys attended: Σ over queries of (slot + 1); FLOPs 4·hd per (query head, key)
       let keys = 0;
       for (let tq = 0; tq < a.T; tq++) keys += slot0 + tq + 1;
       const flops = 4 * hd * H * keys * a.B;
       const bytes = 2 * a.B * a.S * Hkv * hd * 4; // K and V read once (at least)
       const best = Math.max(1e-6, (t.bestMs - syncMs) / reps);
-      figures.push({ kernel: 'attention', shape: a.name, variant: 'auto', threads, ms: round(Math.max(1e-6, (t.medianMs - syncMs) / reps)), bestMs: round(best), gflops: round(flops / best / 1e6), gbps: round(bytes / best / 1e6) });
+      figures.push({
+        kernel: 'attention',
+        shape: a.name,
+        variant: 'auto',
+        threads,
+        ms: round(Math.max(1e-6, (t.medianMs - syncMs) / reps)),
+        bestMs: round(best),
+        gflops: round(flops / best / 1e6),
+        gbps: round(bytes / best / 1e6),
+      });
       for (const tt of [q, out, k, v]) be.free(tt);
     }
     opts.log('  attention: done');
@@ -229,10 +264,14 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
     const xt = xFor(M, D);
     const out = be.alloc([M, D]);
     const reps = be.name === 'cpu' ? 100 : 8;
-    const t = await timeTask(`rmsnorm M=${M}`, async () => {
-      for (let r = 0; r < reps; r++) be.rmsnorm(out, xt, w.finalNorm, c.rmsNormEps);
-      if (be.name !== 'cpu') await sync();
-    }, { iterations: opts.iterations, warmup: 1 });
+    const t = await timeTask(
+      `rmsnorm M=${M}`,
+      async () => {
+        for (let r = 0; r < reps; r++) be.rmsnorm(out, xt, w.finalNorm, c.rmsNormEps);
+        if (be.name !== 'cpu') await sync();
+      },
+      { iterations: opts.iterations, warmup: 1 },
+    );
     const best = Math.max(1e-9, (t.bestMs - syncMs) / reps);
     figures.push({
       kernel: 'rmsnorm',

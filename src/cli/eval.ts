@@ -34,7 +34,9 @@ export async function evalCommand(o: EvalCliOptions): Promise<number> {
     ac.abort();
   };
   process.once('SIGINT', onSigint);
-  const bar = process.stderr.isTTY ? new SingleBar({ format: 'rose eval [{bar}] {value}/{total} prompts | ETA {eta_formatted}', hideCursor: true }) : null;
+  const bar = process.stderr.isTTY
+    ? new SingleBar({ format: 'rose eval [{bar}] {value}/{total} prompts | ETA {eta_formatted}', hideCursor: true })
+    : null;
   try {
     process.stderr.write(`rose eval: ${o.model} on ${rose.backend.description}\n`);
     const common: AskOptions = { template: o.template, reverse: o.reverse, maxNewTokens: o.maxNewTokens };

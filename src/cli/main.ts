@@ -21,12 +21,16 @@ const number = (what: string, check: (v: number) => boolean, expect: string) => 
   return v;
 };
 const integer = (what: string, min: number) => number(what, (v) => Number.isInteger(v) && v >= min, `an integer ≥ ${min}`);
-const collect = <T>(parse: (s: string) => T) => (value: string, previous: T[] = []) => [...previous, parse(value)];
+const collect =
+  <T>(parse: (s: string) => T) =>
+  (value: string, previous: T[] = []) => [...previous, parse(value)];
 
 /** "1,2,3" → [1, 2, 3]; anything else is a usage error naming the bad piece. */
 export function parseIds(value: string, previous: number[][] = []): number[][] {
   const ids = value.split(',').map((s) => s.trim());
-  for (const s of ids) if (!/^\d+$/.test(s)) throw new InvalidArgumentError(`"${s}" is not a token id (expected comma-separated non-negative integers, e.g. 1,2,3)`);
+  for (const s of ids)
+    if (!/^\d+$/.test(s))
+      throw new InvalidArgumentError(`"${s}" is not a token id (expected comma-separated non-negative integers, e.g. 1,2,3)`);
   return [...previous, ids.map(Number)];
 }
 
@@ -41,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('logits')
-    .description('run token-id rows as one batch and write every real position\'s logits (the oracle for other backends)')
+    .description("run token-id rows as one batch and write every real position's logits (the oracle for other backends)")
     .requiredOption('--model <dir>', 'Hugging Face checkpoint folder (config.json + *.safetensors)')
     .requiredOption('--ids <ids>', 'one row of comma-separated token ids; repeat for more rows', parseIds)
     .addOption(new Option('--backend <kind>', 'compute backend').choices(backendKinds).default('cpu'))
@@ -57,18 +61,47 @@ export async function main(argv: string[]): Promise<number> {
     .option('--model <dir>', 'Hugging Face checkpoint folder', DEFAULT_MODEL)
     .option('--prompt <text>', 'the question (the user turn)')
     .option('--system <kind>', 'positive prompt: default | two-paragraph | <file>')
-    .option('--reverse <kind>', 'reverse prompt: manual | opposite | randwords | <file>; repeat for several (batch of 1+k)', collect(String), [])
-    .option('--alpha <a>', 'contrast weight, one per --reverse (default 0.5; 0 = plain decoding)', collect(number('--alpha', (v) => v >= 0, 'a number ≥ 0')))
-    .option('--guidance-scale <g>', 'the same contrast as classifier-free guidance: α = 1 − 1/γ', number('--guidance-scale', (v) => v >= 1, 'a number ≥ 1'))
-    .addOption(new Option('--template <mode>', 'paper: the official plain template; chat: the model\'s chat template').choices(TEMPLATE_MODES).default('paper'))
+    .option(
+      '--reverse <kind>',
+      'reverse prompt: manual | opposite | randwords | <file>; repeat for several (batch of 1+k)',
+      collect(String),
+      [],
+    )
+    .option(
+      '--alpha <a>',
+      'contrast weight, one per --reverse (default 0.5; 0 = plain decoding)',
+      collect(number('--alpha', (v) => v >= 0, 'a number ≥ 0')),
+    )
+    .option(
+      '--guidance-scale <g>',
+      'the same contrast as classifier-free guidance: α = 1 − 1/γ',
+      number('--guidance-scale', (v) => v >= 1, 'a number ≥ 1'),
+    )
+    .addOption(
+      new Option('--template <mode>', "paper: the official plain template; chat: the model's chat template")
+        .choices(TEMPLATE_MODES)
+        .default('paper'),
+    )
     .addOption(new Option('--backend <kind>', 'compute backend').choices(backendKinds).default('auto'))
     .option('--max-new-tokens <n>', 'new tokens at most', integer('--max-new-tokens', 1), 64)
     .option('--sample', 'sample after the contrast instead of greedy decoding (the paper is greedy)')
-    .option('--temperature <t>', 'sampling temperature (> 0)', number('--temperature', (v) => v > 0, 'a number > 0'))
+    .option(
+      '--temperature <t>',
+      'sampling temperature (> 0)',
+      number('--temperature', (v) => v > 0, 'a number > 0'),
+    )
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', integer('--top-k', 0))
-    .option('--top-p <p>', 'sample within the smallest set of mass p', number('--top-p', (v) => v > 0 && v <= 1, 'in (0, 1]'))
+    .option(
+      '--top-p <p>',
+      'sample within the smallest set of mass p',
+      number('--top-p', (v) => v > 0 && v <= 1, 'in (0, 1]'),
+    )
     .option('--seed <n>', 'seed of the sampler', integer('--seed', 0))
-    .option('--beta <b>', 'plausibility mask: drop tokens with p_pos < β·max p_pos (0 = off)', number('--beta', (v) => v >= 0 && v <= 1, 'in [0, 1]'))
+    .option(
+      '--beta <b>',
+      'plausibility mask: drop tokens with p_pos < β·max p_pos (0 = off)',
+      number('--beta', (v) => v >= 0 && v <= 1, 'in [0, 1]'),
+    )
     .option('--first-m <m>', 'contrast only the first m tokens, then decode plainly', integer('--first-m', 0))
     .option('--trace <file>', 'write a per-step trace (top-k of p_pos, p_rev, contrast) as JSON')
     .option('--compare', 'print plain decoding and ROSE side by side, with the tokens/s of each')
@@ -89,8 +122,17 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--input <file>', 'prompts, one JSON object per line with "id" and "prompt"')
     .requiredOption('--out <file>', 'results JSONL; re-running the same command resumes it')
     .option('--model <dir>', 'Hugging Face checkpoint folder', DEFAULT_MODEL)
-    .option('--alpha <a>', 'contrast weight', number('--alpha', (v) => v >= 0, 'a number ≥ 0'), 0.5)
-    .option('--beta <b>', 'plausibility mask (0 = off)', number('--beta', (v) => v >= 0 && v <= 1, 'in [0, 1]'))
+    .option(
+      '--alpha <a>',
+      'contrast weight',
+      number('--alpha', (v) => v >= 0, 'a number ≥ 0'),
+      0.5,
+    )
+    .option(
+      '--beta <b>',
+      'plausibility mask (0 = off)',
+      number('--beta', (v) => v >= 0 && v <= 1, 'in [0, 1]'),
+    )
     .option('--reverse <kind>', 'reverse prompt: manual | opposite | randwords | <file>', 'manual')
     .addOption(new Option('--template <mode>', 'prompt template').choices(TEMPLATE_MODES).default('paper'))
     .addOption(new Option('--backend <kind>', 'compute backend').choices(backendKinds).default('auto'))
@@ -110,7 +152,9 @@ export async function main(argv: string[]): Promise<number> {
     if (isRoseError(e)) {
       process.stderr.write(`rose: error[${e.code}]: ${e.message}${e.hint ? ` (${e.hint})` : ''}\n`);
     } else {
-      process.stderr.write(`rose: internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for a stack trace, and please report it)\n`);
+      process.stderr.write(
+        `rose: internal error: ${(e as Error)?.message ?? String(e)} (run with --debug for a stack trace, and please report it)\n`,
+      );
     }
     if (debug) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
     return 1;

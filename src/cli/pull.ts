@@ -36,7 +36,12 @@ function progressBars(): { onProgress: NonNullable<PullOptions['onProgress']>; s
   };
   const payload = (done: number, total: number) => {
     const s = (performance.now() - t0) / 1000;
-    return { file: current, done: formatBytes(done), size: formatBytes(total), speed: s > 0.2 ? `${formatBytes((done - first) / s)}/s` : '' };
+    return {
+      file: current,
+      done: formatBytes(done),
+      size: formatBytes(total),
+      speed: s > 0.2 ? `${formatBytes((done - first) / s)}/s` : '',
+    };
   };
   return {
     stop,
@@ -46,7 +51,12 @@ function progressBars(): { onProgress: NonNullable<PullOptions['onProgress']>; s
         current = file;
         t0 = performance.now();
         first = done;
-        bar = new SingleBar({ format: '{file} [{bar}] {percentage}% {done}/{size} {speed}', hideCursor: false, clearOnComplete: false, barsize: 30 });
+        bar = new SingleBar({
+          format: '{file} [{bar}] {percentage}% {done}/{size} {speed}',
+          hideCursor: false,
+          clearOnComplete: false,
+          barsize: 30,
+        });
         bar.start(Math.max(total, 1), done, payload(done, total));
       }
       bar.update(done, payload(done, total));
@@ -72,7 +82,10 @@ export async function pullCommand(repoId: string, o: PullCliOptions): Promise<st
     });
     const s = (performance.now() - start) / 1000;
     const c = r.config;
-    const got = r.downloadedBytes > 0 ? `downloaded ${formatBytes(r.downloadedBytes)} in ${s.toFixed(1)} s (${formatBytes(r.downloadedBytes / Math.max(s, 1e-3))}/s)` : 'nothing to download';
+    const got =
+      r.downloadedBytes > 0
+        ? `downloaded ${formatBytes(r.downloadedBytes)} in ${s.toFixed(1)} s (${formatBytes(r.downloadedBytes / Math.max(s, 1e-3))}/s)`
+        : 'nothing to download';
     const present = r.skipped.length ? `, ${r.skipped.length} file(s) already there` : '';
     return (
       `rose pull: ${r.repo}${r.revision === 'main' ? '' : `@${r.revision}`} → ${r.dir}: ${r.files.length} files, ${formatBytes(r.bytes)}; ${got}${present}; ` +

@@ -77,7 +77,8 @@ export interface RoseResult {
 
 /** ROSE with α equals classifier-free guidance with γ = 1/(1−α) under greedy decoding (rose-spec §1.3). */
 export const alphaFromGuidanceScale = (gamma: number): number => {
-  if (!(gamma >= 1) || !Number.isFinite(gamma)) throw new RoseError('INPUT', `guidance_scale must be a finite number ≥ 1, got ${gamma}`, 'γ = 1/(1−α): α = 0.5 is γ = 2');
+  if (!(gamma >= 1) || !Number.isFinite(gamma))
+    throw new RoseError('INPUT', `guidance_scale must be a finite number ≥ 1, got ${gamma}`, 'γ = 1/(1−α): α = 0.5 is γ = 2');
   return 1 - 1 / gamma;
 };
 export const guidanceScaleFromAlpha = (alpha: number): number => 1 / (1 - alpha);
@@ -165,7 +166,11 @@ export async function* roseDecode(
     const decision = await be.contrastSoftmax(probs, logits, params);
     if (decision.nonFiniteRow >= 0) {
       const row = decision.nonFiniteRow === 0 ? 'the positive row (0)' : `reverse row ${decision.nonFiniteRow}`;
-      throw new RoseError('NUMERIC', `the logits of ${row} hold Inf or NaN at step ${step}`, 'the checkpoint may be corrupt, or its values overflow f32; check it with rose logits');
+      throw new RoseError(
+        'NUMERIC',
+        `the logits of ${row} hold Inf or NaN at step ${step}`,
+        'the checkpoint may be corrupt, or its values overflow f32; check it with rose logits',
+      );
     }
     if (step === 0) prefillSeconds = (performance.now() - t0) / 1000; // includes the first decision
     let token = sampling ? decision.sampled : decision.argmax;

@@ -69,9 +69,15 @@ export function readPrompts(path: string): PromptRow[] {
     const { id, prompt, ...input } = v;
     if (id === undefined) throw new RoseError('INPUT', `${at}: missing "id"`, hint);
     if (!validId(id)) throw new RoseError('INPUT', `${at}: "id" must be a non-empty string or a number, got ${JSON.stringify(id)}`, hint);
-    if (typeof prompt !== 'string') throw new RoseError('INPUT', `${at}: "prompt" must be a string, got ${prompt === undefined ? 'nothing' : kindOf(prompt)}`, hint);
+    if (typeof prompt !== 'string')
+      throw new RoseError('INPUT', `${at}: "prompt" must be a string, got ${prompt === undefined ? 'nothing' : kindOf(prompt)}`, hint);
     const first = seen.get(idKey(id));
-    if (first !== undefined) throw new RoseError('INPUT', `${at}: duplicate id ${JSON.stringify(id)} (first on line ${first})`, 'ids must be unique: results are matched to prompts by id');
+    if (first !== undefined)
+      throw new RoseError(
+        'INPUT',
+        `${at}: duplicate id ${JSON.stringify(id)} (first on line ${first})`,
+        'ids must be unique: results are matched to prompts by id',
+      );
     seen.set(idKey(id), line);
     rows.push({ id, prompt, line, input });
   });
@@ -103,7 +109,11 @@ export interface EvalLine {
 export const RESERVED_FIELDS: readonly string[] = Object.freeze(['id', 'prompt', 'plain', 'rose', 'input']);
 
 const isRecord = (v: unknown): v is DecodingRecord =>
-  isObject(v) && typeof v.text === 'string' && typeof v.tokens === 'number' && typeof v.seconds === 'number' && typeof v.refused === 'boolean';
+  isObject(v) &&
+  typeof v.text === 'string' &&
+  typeof v.tokens === 'number' &&
+  typeof v.seconds === 'number' &&
+  typeof v.refused === 'boolean';
 
 const isEvalLine = (v: unknown): v is EvalLine =>
   isObject(v) && validId(v.id) && typeof v.prompt === 'string' && isRecord(v.plain) && isRecord(v.rose) && isObject(v.input);
@@ -241,7 +251,10 @@ export class EvalWriter {
     try {
       this.fd = openSync(path, 'a'); // O_WRONLY | O_CREAT | O_APPEND
     } catch (e) {
-      throw new RoseError('INPUT', `cannot open eval output ${path} for appending: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new RoseError(
+        'INPUT',
+        `cannot open eval output ${path} for appending: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
     this.size = fstatSync(this.fd).size;
     if (created) syncDir(dirname(path));
@@ -253,7 +266,11 @@ export class EvalWriter {
     if (written !== bytes.length) {
       ftruncateSync(this.fd, this.size); // a short write (disk full): take the piece back
       fsyncSync(this.fd);
-      throw new RoseError('LIMIT', `short write to ${this.path}: ${written} of ${bytes.length} bytes (disk full?)`, 'free some space and run the same command again: it resumes');
+      throw new RoseError(
+        'LIMIT',
+        `short write to ${this.path}: ${written} of ${bytes.length} bytes (disk full?)`,
+        'free some space and run the same command again: it resumes',
+      );
     }
     fsyncSync(this.fd);
     this.size += written;

@@ -79,7 +79,8 @@ export function matchRefusal(text: string, phrases: readonly string[] = DEFAULT_
 }
 
 /** Whether the response counts as a refusal: it contains any of the phrases, ignoring case. */
-export const isRefusal = (text: string, phrases: readonly string[] = DEFAULT_REFUSAL_PHRASES): boolean => matchRefusal(text, phrases) !== null;
+export const isRefusal = (text: string, phrases: readonly string[] = DEFAULT_REFUSAL_PHRASES): boolean =>
+  matchRefusal(text, phrases) !== null;
 
 /** Reads a phrase list: one phrase per line, trimmed; blank lines and lines starting with # are skipped. */
 export function loadRefusalPhrases(path: string): string[] {
@@ -88,6 +89,7 @@ export function loadRefusalPhrases(path: string): string[] {
     .split('\n')
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
-  if (phrases.length === 0) throw new RoseError('INPUT', `refusal phrase file ${path} has no phrases`, 'write one phrase per line, e.g. I cannot');
+  if (phrases.length === 0)
+    throw new RoseError('INPUT', `refusal phrase file ${path} has no phrases`, 'write one phrase per line, e.g. I cannot');
   return phrases;
 }

@@ -16,7 +16,18 @@
  * holds the prompt line's other fields, carried through untouched.
  */
 import { RoseError } from '../errors.ts';
-import { defaultLog, EvalWriter, idKey, isObject, readEvalOutput, readPrompts, RESERVED_FIELDS, type DecodingRecord, type EvalLine, type PromptRow } from './jsonl.ts';
+import {
+  defaultLog,
+  EvalWriter,
+  idKey,
+  isObject,
+  readEvalOutput,
+  readPrompts,
+  RESERVED_FIELDS,
+  type DecodingRecord,
+  type EvalLine,
+  type PromptRow,
+} from './jsonl.ts';
 import { DEFAULT_REFUSAL_PHRASES, isRefusal } from './refusal.ts';
 
 // ───────────────────────────────────────── summary ─────────────────────────────────────────
@@ -129,9 +140,16 @@ export interface EvalOutcome {
 
 function checkRunOutput(out: unknown, id: string | number): RunOutput {
   const ok = (d: unknown): d is DecodingOutput =>
-    isObject(d) && typeof d.text === 'string' && Number.isInteger(d.tokenCount) && (d.tokenCount as number) >= 0 && Number.isFinite(d.seconds) && (d.seconds as number) >= 0;
+    isObject(d) &&
+    typeof d.text === 'string' &&
+    Number.isInteger(d.tokenCount) &&
+    (d.tokenCount as number) >= 0 &&
+    Number.isFinite(d.seconds) &&
+    (d.seconds as number) >= 0;
   if (!isObject(out) || !ok(out.plain) || !ok(out.rose)) {
-    throw new Error(`eval run() for id ${JSON.stringify(id)} returned ${JSON.stringify(out)?.slice(0, 200)}, not {plain, rose} of {text, tokenCount ≥ 0, seconds ≥ 0}`);
+    throw new Error(
+      `eval run() for id ${JSON.stringify(id)} returned ${JSON.stringify(out)?.slice(0, 200)}, not {plain, rose} of {text, tokenCount ≥ 0, seconds ≥ 0}`,
+    );
   }
   return out as unknown as RunOutput;
 }
@@ -168,10 +186,12 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<Raced<T>> {
 export async function runEval(o: EvalOptions): Promise<EvalOutcome> {
   const log = o.log ?? defaultLog;
   const phrases = o.refusalPhrases ?? DEFAULT_REFUSAL_PHRASES;
-  if (phrases.length === 0) throw new RoseError('INPUT', 'the refusal phrase list is empty', 'pass at least one phrase, or none to use the default list');
+  if (phrases.length === 0)
+    throw new RoseError('INPUT', 'the refusal phrase list is empty', 'pass at least one phrase, or none to use the default list');
   const extra = o.extra ?? {};
   for (const k of Object.keys(extra)) {
-    if (RESERVED_FIELDS.includes(k)) throw new RoseError('INPUT', `extra field "${k}" would overwrite the output's own "${k}"`, `reserved: ${RESERVED_FIELDS.join(', ')}`);
+    if (RESERVED_FIELDS.includes(k))
+      throw new RoseError('INPUT', `extra field "${k}" would overwrite the output's own "${k}"`, `reserved: ${RESERVED_FIELDS.join(', ')}`);
   }
   const signal = o.signal ?? new AbortController().signal;
 
@@ -187,14 +207,24 @@ export async function runEval(o: EvalOptions): Promise<EvalOutcome> {
     const at = `${o.output}:${existing.lineNumbers[i]}`;
     for (const [k, v] of Object.entries(extra)) {
       if (JSON.stringify(l[k]) !== JSON.stringify(v)) {
-        throw new RoseError('INPUT', `${at}: this output was made with ${k}=${JSON.stringify(l[k]) ?? 'nothing'}, this run has ${k}=${JSON.stringify(v)}`, hint);
+        throw new RoseError(
+          'INPUT',
+          `${at}: this output was made with ${k}=${JSON.stringify(l[k]) ?? 'nothing'}, this run has ${k}=${JSON.stringify(v)}`,
+          hint,
+        );
       }
     }
     const row = rowById.get(idKey(l.id));
     if (row === undefined) foreign++;
-    else if (row.prompt !== l.prompt) throw new RoseError('INPUT', `${at}: id ${JSON.stringify(l.id)} was run with a different prompt than ${o.input}:${row.line} has now`, hint);
+    else if (row.prompt !== l.prompt)
+      throw new RoseError(
+        'INPUT',
+        `${at}: id ${JSON.stringify(l.id)} was run with a different prompt than ${o.input}:${row.line} has now`,
+        hint,
+      );
   });
-  if (foreign > 0) log(`rose eval: ${o.output} has ${foreign} line(s) whose id is not in ${o.input}; they are kept and counted in the summary`);
+  if (foreign > 0)
+    log(`rose eval: ${o.output} has ${foreign} line(s) whose id is not in ${o.input}; they are kept and counted in the summary`);
 
   const doneIds = new Set(existing.lines.map((l) => idKey(l.id)));
   const todo = rows.filter((r) => !doneIds.has(idKey(r.id)));
@@ -224,8 +254,20 @@ export async function runEval(o: EvalOptions): Promise<EvalOutcome> {
         break;
       }
       const out = checkRunOutput(raced.value, row.id);
-      const record = (d: DecodingOutput): DecodingRecord => ({ text: d.text, tokens: d.tokenCount, seconds: d.seconds, refused: isRefusal(d.text, phrases) });
-      const line: EvalLine = { id: row.id, prompt: row.prompt, plain: record(out.plain), rose: record(out.rose), ...extra, input: row.input };
+      const record = (d: DecodingOutput): DecodingRecord => ({
+        text: d.text,
+        tokens: d.tokenCount,
+        seconds: d.seconds,
+        refused: isRefusal(d.text, phrases),
+      });
+      const line: EvalLine = {
+        id: row.id,
+        prompt: row.prompt,
+        plain: record(out.plain),
+        rose: record(out.rose),
+        ...extra,
+        input: row.input,
+      };
       writer.append(line);
       lines.push(line);
       written++;

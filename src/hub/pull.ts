@@ -101,7 +101,11 @@ function checkRepoId(repoId: unknown): string {
 
 function checkRevision(revision: string): string {
   if (/^[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,199}$/.test(revision) && !revision.includes('..') && !revision.endsWith('/')) return revision;
-  throw new RoseError('INPUT', `${JSON.stringify(revision.slice(0, 120))} is not a revision`, 'give a branch, a tag or a commit hash (e.g. main, v1.0, refs/pr/1)');
+  throw new RoseError(
+    'INPUT',
+    `${JSON.stringify(revision.slice(0, 120))} is not a revision`,
+    'give a branch, a tag or a commit hash (e.g. main, v1.0, refs/pr/1)',
+  );
 }
 
 function checkHubUrl(hubUrl: string): string {
@@ -112,14 +116,22 @@ function checkHubUrl(hubUrl: string): string {
     // reported below
   }
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash || url.username || url.password) {
-    throw new RoseError('INPUT', `${JSON.stringify(hubUrl.slice(0, 200))} is not a hub URL`, `give an http(s) base URL such as ${DEFAULT_HUB_URL} (--hub-url or HF_ENDPOINT)`);
+    throw new RoseError(
+      'INPUT',
+      `${JSON.stringify(hubUrl.slice(0, 200))} is not a hub URL`,
+      `give an http(s) base URL such as ${DEFAULT_HUB_URL} (--hub-url or HF_ENDPOINT)`,
+    );
   }
   return url.href.replace(/\/+$/, '');
 }
 
 function checkToken(token: string): string {
   if (/^hf_[A-Za-z0-9_-]+$/.test(token)) return token;
-  throw new RoseError('INPUT', 'the access token is not a Hugging Face token', 'tokens start with "hf_"; create one at https://huggingface.co/settings/tokens and pass it with --token or HF_TOKEN');
+  throw new RoseError(
+    'INPUT',
+    'the access token is not a Hugging Face token',
+    'tokens start with "hf_"; create one at https://huggingface.co/settings/tokens and pass it with --token or HF_TOKEN',
+  );
 }
 
 /** The default destination of a repo: weights/<owner>--<name>. */
@@ -138,7 +150,10 @@ function noSafetensors(repo: string, files: string[]): RoseError {
   if (has(/\.safetensors$/)) {
     return new RoseError(
       'CHECKPOINT',
-      `${repo} has .safetensors files (${files.filter((f) => f.endsWith('.safetensors')).slice(0, 4).join(', ')}) but neither ${SINGLE} nor ${INDEX}`,
+      `${repo} has .safetensors files (${files
+        .filter((f) => f.endsWith('.safetensors'))
+        .slice(0, 4)
+        .join(', ')}) but neither ${SINGLE} nor ${INDEX}`,
       'rose-ts reads the layout transformers writes (save_pretrained); look for a transformers-format version of this model',
     );
   }
@@ -150,12 +165,24 @@ function noSafetensors(repo: string, files: string[]): RoseError {
     );
   }
   if (has(/\.gguf$/)) {
-    return new RoseError('CHECKPOINT', `${repo} has only GGUF weights (llama.cpp); rose-ts reads safetensors`, 'pull the original transformers repo of this model instead');
+    return new RoseError(
+      'CHECKPOINT',
+      `${repo} has only GGUF weights (llama.cpp); rose-ts reads safetensors`,
+      'pull the original transformers repo of this model instead',
+    );
   }
   if (has(/\.(onnx|h5|msgpack|ckpt)$/)) {
-    return new RoseError('CHECKPOINT', `${repo} has only ONNX/TensorFlow/Flax weights; rose-ts reads safetensors`, 'pull the transformers (PyTorch) repo of this model instead');
+    return new RoseError(
+      'CHECKPOINT',
+      `${repo} has only ONNX/TensorFlow/Flax weights; rose-ts reads safetensors`,
+      'pull the transformers (PyTorch) repo of this model instead',
+    );
   }
-  return new RoseError('CHECKPOINT', `${repo} has no model weights at its top level (${files.length} file(s) listed)`, `check the repo id; rose-ts needs ${SINGLE} or ${INDEX} next to ${CONFIG}`);
+  return new RoseError(
+    'CHECKPOINT',
+    `${repo} has no model weights at its top level (${files.length} file(s) listed)`,
+    `check the repo id; rose-ts needs ${SINGLE} or ${INDEX} next to ${CONFIG}`,
+  );
 }
 
 // --- the network --------------------------------------------------------------------------------
@@ -229,7 +256,11 @@ function failure(e: unknown, doing: string, ctx: Context): RoseError {
   const rev = ctx.revision === 'main' ? '' : ` at revision ${ctx.revision}`;
   const net: RoseErrorCode = 'CHECKPOINT';
   if (e instanceof Stall) {
-    return new RoseError(net, `${doing}: ${ctx.hubUrl} sent nothing for ${e.ms / 1000} s`, 'the network or the server stalled; run the same command again (finished files are kept and a cut file resumes)');
+    return new RoseError(
+      net,
+      `${doing}: ${ctx.hubUrl} sent nothing for ${e.ms / 1000} s`,
+      'the network or the server stalled; run the same command again (finished files are kept and a cut file resumes)',
+    );
   }
   if (e instanceof HubApiError) {
     const said = hubMessage(e);
@@ -252,43 +283,73 @@ function failure(e: unknown, doing: string, ctx: Context): RoseError {
         return new RoseError(
           'INPUT',
           `${doing}: ${ctx.repo}${rev} was not found on ${ctx.hubUrl} (404${said})`,
-          (rev ? 'check the repo id and the revision (a branch, tag or commit of that repo)' : 'check the repo id (owner/name, as in the URL of the model page)') +
-            (ctx.token ? '; a private repo must be readable by the account of the token' : '; a private repo needs --token hf_… or HF_TOKEN'),
+          (rev
+            ? 'check the repo id and the revision (a branch, tag or commit of that repo)'
+            : 'check the repo id (owner/name, as in the URL of the model page)') +
+            (ctx.token
+              ? '; a private repo must be readable by the account of the token'
+              : '; a private repo needs --token hf_… or HF_TOKEN'),
         );
       case 416:
-        return new RoseError(net, `${doing}: the server refused to resume the file (416)`, 'delete the .partial file named above and run the command again');
+        return new RoseError(
+          net,
+          `${doing}: the server refused to resume the file (416)`,
+          'delete the .partial file named above and run the command again',
+        );
       case 429:
-        return new RoseError(net, `${doing}: the Hub is rate-limiting requests (429${said})`, 'wait a few minutes and run the same command again; a token (HF_TOKEN) raises the limit');
+        return new RoseError(
+          net,
+          `${doing}: the Hub is rate-limiting requests (429${said})`,
+          'wait a few minutes and run the same command again; a token (HF_TOKEN) raises the limit',
+        );
       default:
         return new RoseError(
           net,
           `${doing}: ${ctx.hubUrl} answered HTTP ${e.statusCode}${said}`,
-          e.statusCode >= 500 ? 'the server has a problem; run the same command again later (it resumes)' : 'check --hub-url / HF_ENDPOINT and the repo id',
+          e.statusCode >= 500
+            ? 'the server has a problem; run the same command again later (it resumes)'
+            : 'check --hub-url / HF_ENDPOINT and the repo id',
         );
     }
   }
   if (e instanceof InvalidApiResponseFormatError) {
-    return new RoseError(net, `${doing}: ${ctx.hubUrl} did not answer like a Hugging Face Hub (${e.message})`, 'check --hub-url / HF_ENDPOINT: it must be the Hub or a mirror of its API');
+    return new RoseError(
+      net,
+      `${doing}: ${ctx.hubUrl} did not answer like a Hugging Face Hub (${e.message})`,
+      'check --hub-url / HF_ENDPOINT: it must be the Hub or a mirror of its API',
+    );
   }
   const code = causeCode(e);
   const msg = e instanceof Error ? e.message : String(e);
   if (code && FS_CODES.has(code)) {
-    return new RoseError('INPUT', `${doing}: cannot write the file (${msg})`, 'check that the destination folder is writable and has free space');
+    return new RoseError(
+      'INPUT',
+      `${doing}: cannot write the file (${msg})`,
+      'check that the destination folder is writable and has free space',
+    );
   }
   if ((e as Error | null)?.name === 'AbortError' || (e as Error | null)?.name === 'TimeoutError') {
     return new RoseError(net, `${doing}: cancelled`, 'run the same command again to finish the pull (it resumes)');
   }
   if (msg === 'terminated' || code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') {
-    return new RoseError(net, `${doing}: the connection to ${ctx.hubUrl} was cut (${code ?? msg})`, 'run the same command again: finished files are kept and the cut file resumes');
+    return new RoseError(
+      net,
+      `${doing}: the connection to ${ctx.hubUrl} was cut (${code ?? msg})`,
+      'run the same command again: finished files are kept and the cut file resumes',
+    );
   }
   if (e instanceof TypeError && msg === 'fetch failed') {
     return new RoseError(
       net,
-      `${doing}: cannot reach ${ctx.hubUrl} (${code ?? ((e as { cause?: Error }).cause?.message ?? msg)})`,
+      `${doing}: cannot reach ${ctx.hubUrl} (${code ?? (e as { cause?: Error }).cause?.message ?? msg})`,
       'check the network connection, or point --hub-url / HF_ENDPOINT at a reachable mirror',
     );
   }
-  return new RoseError(net, `${doing}: ${msg.slice(0, 300)}`, 'run the same command again; if it keeps failing, check --hub-url / HF_ENDPOINT and the network');
+  return new RoseError(
+    net,
+    `${doing}: ${msg.slice(0, 300)}`,
+    'run the same command again; if it keeps failing, check --hub-url / HF_ENDPOINT and the network',
+  );
 }
 
 /** The Hub's own explanation ("Repository not found", "Invalid rev id: x"), short, without the URL trailer. */
@@ -359,9 +420,18 @@ async function pullFile(f: Fetcher, entry: ListFileEntry): Promise<number | 'pre
       return 0;
     }
     const blob = await downloadFile({ ...f.common, path: name, revision: f.ctx.revision, xet: false });
-    if (!blob) throw new RoseError('CHECKPOINT', `${doing}: the Hub lists the file but does not serve it (404)`, 'the repo changed during the pull; run the same command again');
+    if (!blob)
+      throw new RoseError(
+        'CHECKPOINT',
+        `${doing}: the Hub lists the file but does not serve it (404)`,
+        'the repo changed during the pull; run the same command again',
+      );
     if (blob.size !== size) {
-      throw new RoseError('CHECKPOINT', `${doing}: the Hub lists ${size} bytes but serves ${blob.size}`, 'the repo changed during the pull; run the same command again');
+      throw new RoseError(
+        'CHECKPOINT',
+        `${doing}: the Hub lists ${size} bytes but serves ${blob.size}`,
+        'the repo changed during the pull; run the same command again',
+      );
     }
     const want = expectedHash(entry);
     let received = 0;
@@ -382,7 +452,11 @@ async function pullFile(f: Fetcher, entry: ListFileEntry): Promise<number | 'pre
         if (!(e instanceof Mismatch)) throw e; // kept as .partial: the next run resumes it
         await rm(part, { force: true });
         if (start > 0 && attempt === 0) continue; // the resumed prefix was stale: once more from zero
-        throw new RoseError('CHECKPOINT', e.message, 'the download was corrupted or the repo changed during the pull; run the same command again');
+        throw new RoseError(
+          'CHECKPOINT',
+          e.message,
+          'the download was corrupted or the repo changed during the pull; run the same command again',
+        );
       }
       await rename(part, dest);
       return received;
@@ -393,7 +467,15 @@ async function pullFile(f: Fetcher, entry: ListFileEntry): Promise<number | 'pre
 }
 
 /** Appends bytes [start, size) of the blob to `part`, fsyncs it; returns the bytes received. */
-async function streamInto(f: Fetcher, name: string, blob: Blob, part: string, start: number, size: number, hasher: Hash | undefined): Promise<number> {
+async function streamInto(
+  f: Fetcher,
+  name: string,
+  blob: Blob,
+  part: string,
+  start: number,
+  size: number,
+  hasher: Hash | undefined,
+): Promise<number> {
   const fh = await open(part, start > 0 ? 'a' : 'w');
   let done = start;
   try {
@@ -414,7 +496,11 @@ async function streamInto(f: Fetcher, name: string, blob: Blob, part: string, st
         reader.cancel().catch(() => {}); // frees the connection if we stopped early; a no-op at the end
       }
       if (done !== size) {
-        throw new RoseError('CHECKPOINT', `downloading ${name}: the server ended the file after ${done} of ${size} bytes`, 'run the same command again: it resumes where it stopped');
+        throw new RoseError(
+          'CHECKPOINT',
+          `downloading ${name}: the server ended the file after ${done} of ${size} bytes`,
+          'run the same command again: it resumes where it stopped',
+        );
       }
     }
     await fh.sync();
@@ -433,14 +519,27 @@ async function shardsOf(dir: string, repo: string, listed: Map<string, ListFileE
   try {
     map = (JSON.parse(await readFile(path, 'utf8')) as { weight_map?: unknown })?.weight_map;
   } catch (e) {
-    throw new RoseError('SAFETENSORS', `${repo}: ${INDEX} is not valid JSON (${(e as Error).message.slice(0, 160)})`, 'the repo\'s shard index is broken; this checkpoint cannot be loaded');
+    throw new RoseError(
+      'SAFETENSORS',
+      `${repo}: ${INDEX} is not valid JSON (${(e as Error).message.slice(0, 160)})`,
+      "the repo's shard index is broken; this checkpoint cannot be loaded",
+    );
   }
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new RoseError('SAFETENSORS', `${repo}: ${INDEX} has no weight_map object`, 'the repo\'s shard index is broken; this checkpoint cannot be loaded');
+  if (!map || typeof map !== 'object' || Array.isArray(map))
+    throw new RoseError(
+      'SAFETENSORS',
+      `${repo}: ${INDEX} has no weight_map object`,
+      "the repo's shard index is broken; this checkpoint cannot be loaded",
+    );
   const shards = [...new Set(Object.values(map as Record<string, unknown>))];
   return shards.map((s) => {
     const entry = typeof s === 'string' && SAFE_FILE.test(s) && s.endsWith('.safetensors') ? listed.get(s) : undefined;
     if (!entry) {
-      throw new RoseError('SAFETENSORS', `${repo}: ${INDEX} names shard ${JSON.stringify(String(s).slice(0, 100))}, which is not a .safetensors file of the repo`, 'the repo\'s shard index does not match its files; this checkpoint cannot be loaded');
+      throw new RoseError(
+        'SAFETENSORS',
+        `${repo}: ${INDEX} names shard ${JSON.stringify(String(s).slice(0, 100))}, which is not a .safetensors file of the repo`,
+        "the repo's shard index does not match its files; this checkpoint cannot be loaded",
+      );
     }
     return entry;
   });
@@ -458,7 +557,8 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
   const token = tokenGiven === undefined ? undefined : checkToken(tokenGiven);
   const dir = resolve(opts.dir ?? defaultPullDir(repo));
   const stallMs = opts.stallTimeoutMs ?? 60_000;
-  if (!(Number.isFinite(stallMs) && stallMs > 0)) throw new RoseError('INPUT', `stallTimeoutMs must be > 0, got ${stallMs}`, 'pass a number of milliseconds');
+  if (!(Number.isFinite(stallMs) && stallMs > 0))
+    throw new RoseError('INPUT', `stallTimeoutMs must be > 0, got ${stallMs}`, 'pass a number of milliseconds');
   const ctx: Context = { repo, revision, hubUrl, token };
 
   const pull = new AbortController();
@@ -482,7 +582,11 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
     const names = [...listed.keys()];
     if (!listed.has(SINGLE) && !listed.has(INDEX)) throw noSafetensors(repo, names);
     if (!listed.has(CONFIG)) {
-      throw new RoseError('CONFIG', `${repo} has weights but no ${CONFIG}`, 'rose-ts needs the config.json transformers writes next to the weights; this repo is not a transformers checkpoint');
+      throw new RoseError(
+        'CONFIG',
+        `${repo} has weights but no ${CONFIG}`,
+        'rose-ts needs the config.json transformers writes next to the weights; this repo is not a transformers checkpoint',
+      );
     }
 
     try {

@@ -206,14 +206,25 @@ fn main(@builtin(local_invocation_index) li: u32) {
 export function encodeContrastSoftmax(ctx: GpuContext, probs: GpuTensor, logits: GpuTensor, params: ContrastParams, result: GpuBuf): void {
   const V = logits.shape[logits.shape.length - 1];
   const R = logits.size / V;
-  if (R > CONTRAST_MAX_ROWS) throw new RoseError('LIMIT', `contrastSoftmax: ${R} rows, the WebGPU kernel takes at most ${CONTRAST_MAX_ROWS}`);
+  if (R > CONTRAST_MAX_ROWS)
+    throw new RoseError('LIMIT', `contrastSoftmax: ${R} rows, the WebGPU kernel takes at most ${CONTRAST_MAX_ROWS}`);
   const alphas = Array.from({ length: 8 }, (_, i) => ({ f32: params.alphas[i] ?? 0 }));
   ctx.dispatch({
     key: 'contrastSoftmax',
     code: () => contrastSoftmaxWgsl,
     access: 'wrw',
     buffers: [probs.buf, logits.buf, result],
-    params: [V, R, { f32: params.temperature }, { f32: params.beta > 0 ? Math.log(params.beta) : 0 }, params.beta > 0 ? 1 : 0, { f32: params.uniform }, 0, 0, ...alphas],
+    params: [
+      V,
+      R,
+      { f32: params.temperature },
+      { f32: params.beta > 0 ? Math.log(params.beta) : 0 },
+      params.beta > 0 ? 1 : 0,
+      { f32: params.uniform },
+      0,
+      0,
+      ...alphas,
+    ],
     groups: 1,
   });
 }

@@ -125,7 +125,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }`;
 
 /** One dispatch per weight chunk (a weight over the binding limit is split by output rows). */
-export function encodeMatmul(ctx: GpuContext, out: GpuTensor, x: GpuTensor, w: GpuWeight, bias: GpuWeight | undefined, dummy: GpuBuf): void {
+export function encodeMatmul(
+  ctx: GpuContext,
+  out: GpuTensor,
+  x: GpuTensor,
+  w: GpuWeight,
+  bias: GpuWeight | undefined,
+  dummy: GpuBuf,
+): void {
   const [N, K] = w.shape;
   const M = x.size / K;
   if (M === 0) return;

@@ -136,7 +136,11 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** Validates a parsed config.json. `source` names the file in messages. */
 export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaConfig {
   if (!isObject(json)) {
-    throw new RoseError('CONFIG', `${source} is ${show(json)}, not a JSON object`, 'config.json must be the object transformers writes with save_pretrained');
+    throw new RoseError(
+      'CONFIG',
+      `${source} is ${show(json)}, not a JSON object`,
+      'config.json must be the object transformers writes with save_pretrained',
+    );
   }
   const f: Fields = new Fields(json, source); // annotated so TS sees that f.fail() never returns
 
@@ -146,7 +150,8 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
     f.fail('model_type', "'llama'", 'rose-ts implements the Llama architecture only (LlamaForCausalLM)');
   }
   const act = f.get('hidden_act');
-  if (act !== undefined && act !== 'silu') f.fail('hidden_act', "'silu'", 'Llama uses a SiLU-gated MLP; rose-ts implements no other activation');
+  if (act !== undefined && act !== 'silu')
+    f.fail('hidden_act', "'silu'", 'Llama uses a SiLU-gated MLP; rose-ts implements no other activation');
 
   // Required sizes first, each on its own, so a bad one is reported by its own name.
   const hiddenSize = f.posInt('hidden_size', MAX_SIZE);
@@ -159,21 +164,34 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
   // HF: num_key_value_heads None → plain multi-head attention.
   const numKeyValueHeads = f.optPosInt('num_key_value_heads', MAX_HEADS, numAttentionHeads);
   if (numAttentionHeads % numKeyValueHeads !== 0) {
-    f.fail('num_key_value_heads', `a divisor of num_attention_heads (${numAttentionHeads})`, 'grouped-query attention shares each kv head among a whole number of query heads');
+    f.fail(
+      'num_key_value_heads',
+      `a divisor of num_attention_heads (${numAttentionHeads})`,
+      'grouped-query attention shares each kv head among a whole number of query heads',
+    );
   }
 
   // HF: head_dim None → hidden_size / num_attention_heads (HF floors it; a remainder means a broken config).
   let headDim: number;
   if (f.get('head_dim') === undefined || f.get('head_dim') === null) {
     if (hiddenSize % numAttentionHeads !== 0) {
-      f.fail('hidden_size', `a multiple of num_attention_heads (${numAttentionHeads}) when head_dim is not given`, 'set head_dim explicitly, or fix hidden_size / num_attention_heads');
+      f.fail(
+        'hidden_size',
+        `a multiple of num_attention_heads (${numAttentionHeads}) when head_dim is not given`,
+        'set head_dim explicitly, or fix hidden_size / num_attention_heads',
+      );
     }
     headDim = hiddenSize / numAttentionHeads;
   } else {
     headDim = f.posInt('head_dim', MAX_HEADS);
   }
   // RoPE rotates pairs (i, i + head_dim/2).
-  if (headDim % 2 !== 0) f.fail('head_dim', `even (it is ${headDim}${f.get('head_dim') == null ? ', from hidden_size / num_attention_heads' : ''})`, 'RoPE rotates the two halves of each head, so head_dim must be even');
+  if (headDim % 2 !== 0)
+    f.fail(
+      'head_dim',
+      `even (it is ${headDim}${f.get('head_dim') == null ? ', from hidden_size / num_attention_heads' : ''})`,
+      'RoPE rotates the two halves of each head, so head_dim must be even',
+    );
 
   // transformers ≥ 4.56 may nest rope settings in rope_parameters (with rope_theta inside);
   // ignoring it would silently use theta 10000, so read it when rope_scaling is absent.
@@ -262,7 +280,11 @@ export function loadLlamaConfig(dir: string): LlamaConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new RoseError('CONFIG', `${path} is not valid JSON (${(e as Error).message.slice(0, 200)})`, 'the file is corrupted; download it again');
+    throw new RoseError(
+      'CONFIG',
+      `${path} is not valid JSON (${(e as Error).message.slice(0, 200)})`,
+      'the file is corrupted; download it again',
+    );
   }
   return parseLlamaConfig(json, path);
 }

@@ -62,7 +62,8 @@ export class Llama {
   /** A KV cache for `batch` rows of up to `capacity` tokens (pads included). */
   newKvCache(batch: number, capacity: number): KvCache {
     const c = this.config;
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RoseError('INPUT', `KV-cache capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RoseError('INPUT', `KV-cache capacity must be a positive integer, got ${capacity}`);
     if (capacity > c.maxPositionEmbeddings) {
       throw new RoseError(
         'LIMIT',

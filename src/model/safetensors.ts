@@ -12,18 +12,7 @@
  * Errors: a malformed file or shard index is RoseError('SAFETENSORS'); a dtype we cannot compute
  * with is RoseError('DTYPE'); a missing file, shard or tensor is RoseError('CHECKPOINT').
  */
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, HostWeight } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
@@ -129,11 +118,26 @@ function ioError(path: string, e: unknown): RoseError {
  * compute with, to validate every entry of the header at open (a checkpoint may carry int buffers).
  */
 const DTYPE_BITS: ReadonlyMap<string, number> = new Map([
-  ['BOOL', 8], ['U8', 8], ['I8', 8], ['F8_E5M2', 8], ['F8_E4M3', 8], ['F8_E8M0', 8],
-  ['I16', 16], ['U16', 16], ['F16', 16], ['BF16', 16],
-  ['I32', 32], ['U32', 32], ['F32', 32],
-  ['I64', 64], ['U64', 64], ['F64', 64], ['C64', 64],
-  ['F4', 4], ['F6_E2M3', 6], ['F6_E3M2', 6],
+  ['BOOL', 8],
+  ['U8', 8],
+  ['I8', 8],
+  ['F8_E5M2', 8],
+  ['F8_E4M3', 8],
+  ['F8_E8M0', 8],
+  ['I16', 16],
+  ['U16', 16],
+  ['F16', 16],
+  ['BF16', 16],
+  ['I32', 32],
+  ['U32', 32],
+  ['F32', 32],
+  ['I64', 64],
+  ['U64', 64],
+  ['F64', 64],
+  ['C64', 64],
+  ['F4', 4],
+  ['F6_E2M3', 6],
+  ['F6_E3M2', 6],
 ]);
 
 function dtypeBits(dtype: string): number | undefined {
@@ -142,7 +146,11 @@ function dtypeBits(dtype: string): number | undefined {
 }
 
 /** The dtypes we compute with. A Map, not an object literal, so "constructor" finds nothing. */
-const SUPPORTED: ReadonlyMap<string, DType> = new Map([['F32', 'f32'], ['F16', 'f16'], ['BF16', 'bf16']]);
+const SUPPORTED: ReadonlyMap<string, DType> = new Map([
+  ['F32', 'f32'],
+  ['F16', 'f16'],
+  ['BF16', 'bf16'],
+]);
 const SUPPORTED_HINT = 'rose-ts computes with F32, F16 and BF16 tensors; convert the checkpoint to one of them';
 
 // --- header -------------------------------------------------------------------------------------
@@ -197,7 +205,8 @@ function parseHeader(src: ByteSource, label: string): Header {
     const why = e instanceof SyntaxError ? e.message : 'it is not valid UTF-8';
     throw bad(`header is not valid UTF-8 JSON (${why.slice(0, 200)})`);
   }
-  if (!isObject(json)) throw bad(`header is ${json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`}, not a JSON object`);
+  if (!isObject(json))
+    throw bad(`header is ${json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`}, not a JSON object`);
 
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorInfo>();
@@ -218,7 +227,11 @@ function parseHeader(src: ByteSource, label: string): Header {
     const bits = dtypeBits(dtype);
     if (bits === undefined) {
       // Without its element size we cannot check this entry's bytes, so even an unused one is fatal.
-      throw new RoseError('DTYPE', `${label}: ${t} has unknown dtype ${q(dtype)}`, `this is not a safetensors dtype rose-ts knows; ${SUPPORTED_HINT}`);
+      throw new RoseError(
+        'DTYPE',
+        `${label}: ${t} has unknown dtype ${q(dtype)}`,
+        `this is not a safetensors dtype rose-ts knows; ${SUPPORTED_HINT}`,
+      );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw bad(`${t}: shape must be an array of non-negative integers`);
@@ -233,9 +246,17 @@ function parseHeader(src: ByteSource, label: string): Header {
     const span = end - begin;
     const need = byteSize(shape as number[], bits);
     if (need !== BigInt(span)) {
-      throw bad(`${t}: ${dtype} ${dims(shape as number[])} needs ${showBytes(need)} bytes but data_offsets [${begin}, ${end}] hold ${span}`);
+      throw bad(
+        `${t}: ${dtype} ${dims(shape as number[])} needs ${showBytes(need)} bytes but data_offsets [${begin}, ${end}] hold ${span}`,
+      );
     }
-    tensors.set(name, { name, dtype, shape: (shape as number[]).map((d) => d + 0 /* -0 → 0 */), begin: dataStart + begin, end: dataStart + end });
+    tensors.set(name, {
+      name,
+      dtype,
+      shape: (shape as number[]).map((d) => d + 0 /* -0 → 0 */),
+      begin: dataStart + begin,
+      end: dataStart + end,
+    });
   }
 
   // Sorted by position, each tensor must start at or after the end of the one before it.
@@ -326,11 +347,20 @@ export class SafetensorsFile {
   read(name: string): HostWeight {
     const t = this.tensors.get(name);
     if (!t) {
-      throw new RoseError('CHECKPOINT', `${this.label} has no tensor ${q(name)}`, `it holds ${this.tensors.size} tensors; check that the checkpoint matches the model`);
+      throw new RoseError(
+        'CHECKPOINT',
+        `${this.label} has no tensor ${q(name)}`,
+        `it holds ${this.tensors.size} tensors; check that the checkpoint matches the model`,
+      );
     }
     // Checked here, not at open: a checkpoint may carry buffers (int, f64) the model never reads.
     const dtype = SUPPORTED.get(t.dtype);
-    if (!dtype) throw new RoseError('DTYPE', `${this.label}: tensor ${q(name)} has dtype ${t.dtype}, which rose-ts cannot compute with`, SUPPORTED_HINT);
+    if (!dtype)
+      throw new RoseError(
+        'DTYPE',
+        `${this.label}: tensor ${q(name)} has dtype ${t.dtype}, which rose-ts cannot compute with`,
+        SUPPORTED_HINT,
+      );
     return { name, dtype, shape: [...t.shape], bytes: this.source.read(t.begin, t.end - t.begin) };
   }
 
@@ -405,7 +435,11 @@ export class SafetensorsCheckpoint {
       if (typeof shard !== 'string') throw bad(`weight_map maps ${q(name)} to a ${typeof shard}, not a file name`);
       // Shard names come from a downloaded file: never let one reach outside the folder.
       if (shard === '' || shard === '.' || shard === '..' || /[/\\:\0]/.test(shard)) {
-        throw new RoseError('CHECKPOINT', `${indexPath}: shard ${q(shard)} (for ${q(name)}) is not a plain file name`, 'shards must be files in the checkpoint folder itself; the index may be malicious or corrupted');
+        throw new RoseError(
+          'CHECKPOINT',
+          `${indexPath}: shard ${q(shard)} (for ${q(name)}) is not a plain file name`,
+          'shards must be files in the checkpoint folder itself; the index may be malicious or corrupted',
+        );
       }
       shardNames.add(shard);
     }
@@ -417,7 +451,11 @@ export class SafetensorsCheckpoint {
         try {
           if (!statSync(path).isFile()) throw new Error('not a file');
         } catch {
-          throw new RoseError('CHECKPOINT', `${indexPath} lists shard ${q(shard)}, which is missing from ${dir}`, 'the download is incomplete; fetch every shard the index lists');
+          throw new RoseError(
+            'CHECKPOINT',
+            `${indexPath} lists shard ${q(shard)}, which is missing from ${dir}`,
+            'the download is incomplete; fetch every shard the index lists',
+          );
         }
         files.set(shard, SafetensorsFile.open(path));
       }
@@ -425,7 +463,11 @@ export class SafetensorsCheckpoint {
       for (const [name, shard] of map) {
         const file = files.get(shard as string)!;
         if (!file.info(name)) {
-          throw new RoseError('CHECKPOINT', `${indexPath} places tensor ${q(name)} in ${q(shard as string)}, which does not hold it`, 'the index and its shards are from different versions; download them again together');
+          throw new RoseError(
+            'CHECKPOINT',
+            `${indexPath} places tensor ${q(name)} in ${q(shard as string)}, which does not hold it`,
+            'the index and its shards are from different versions; download them again together',
+          );
         }
         where.set(name, file);
       }
@@ -452,7 +494,12 @@ export class SafetensorsCheckpoint {
 
   read(name: string): HostWeight {
     const f = this.where.get(name);
-    if (!f) throw new RoseError('CHECKPOINT', `the checkpoint has no tensor ${q(name)}`, `it holds ${this.where.size} tensors; check that the checkpoint matches the model`);
+    if (!f)
+      throw new RoseError(
+        'CHECKPOINT',
+        `the checkpoint has no tensor ${q(name)}`,
+        `it holds ${this.where.size} tensors; check that the checkpoint matches the model`,
+      );
     return f.read(name);
   }
 
@@ -480,12 +527,17 @@ function encodeHeader(tensors: readonly TensorToWrite[], metadata?: Record<strin
   const parts: string[] = [];
   if (metadata) {
     for (const v of Object.values(metadata)) if (typeof v !== 'string') throw cannot('metadata values must be strings');
-    parts.push(`"__metadata__":{${Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+    parts.push(
+      `"__metadata__":{${Object.entries(metadata)
+        .map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`)
+        .join(',')}}`,
+    );
   }
   const seen = new Set<string>();
   let offset = 0;
   for (const t of tensors) {
-    if (typeof t.name !== 'string' || t.name === '__metadata__' || seen.has(t.name)) throw cannot(`bad or duplicate tensor name ${q(String(t.name))}`);
+    if (typeof t.name !== 'string' || t.name === '__metadata__' || seen.has(t.name))
+      throw cannot(`bad or duplicate tensor name ${q(String(t.name))}`);
     seen.add(t.name);
     const size = Object.hasOwn(WRITE_BYTES, t.dtype) ? WRITE_BYTES[t.dtype] : undefined;
     if (!size) throw cannot(`tensor ${q(t.name)} has dtype ${String(t.dtype)}; write F32, F16 or BF16`);

@@ -94,8 +94,10 @@ function show(v: unknown): string {
 
 const bad = (file: string, what: string, hint: string): RoseError => new RoseError('INPUT', `${file}: ${what}`, hint);
 
-const TOKENIZER_HINT = 'tokenizer.json must be the file Hugging Face tokenizers writes (tokenizer.save / save_pretrained); download or export it again';
-const CONFIG_HINT = 'tokenizer_config.json must be the JSON object transformers writes with save_pretrained; download it again or remove it';
+const TOKENIZER_HINT =
+  'tokenizer.json must be the file Hugging Face tokenizers writes (tokenizer.save / save_pretrained); download or export it again';
+const CONFIG_HINT =
+  'tokenizer_config.json must be the JSON object transformers writes with save_pretrained; download it again or remove it';
 const GENERATION_HINT = 'generation_config.json must be the JSON object transformers writes; download it again or remove it';
 
 /** A special token in tokenizer_config.json: a string, an AddedToken object {content: …}, or null. */
@@ -130,9 +132,14 @@ function chatTemplateField(cfg: Record<string, unknown>, file: string): string |
 export function parseTokenizerSettings(json: unknown, file = 'tokenizer_config.json'): TokenizerSettings {
   if (!isObject(json)) throw bad(file, `must be a JSON object, got ${show(json)}`, CONFIG_HINT);
   const cls = own(json, 'tokenizer_class');
-  if (cls !== undefined && cls !== null && typeof cls !== 'string') throw bad(file, `tokenizer_class must be a string, got ${show(cls)}`, CONFIG_HINT);
+  if (cls !== undefined && cls !== null && typeof cls !== 'string')
+    throw bad(file, `tokenizer_class must be a string, got ${show(cls)}`, CONFIG_HINT);
   const extra = own(json, 'additional_special_tokens');
-  if (extra !== undefined && extra !== null && !(Array.isArray(extra) && extra.every((t) => typeof t === 'string' || (isObject(t) && typeof t.content === 'string')))) {
+  if (
+    extra !== undefined &&
+    extra !== null &&
+    !(Array.isArray(extra) && extra.every((t) => typeof t === 'string' || (isObject(t) && typeof t.content === 'string')))
+  ) {
     throw bad(file, `additional_special_tokens must be a list of tokens, got ${show(extra)}`, CONFIG_HINT);
   }
   return {
@@ -167,7 +174,8 @@ function checkTokenizerJson(json: unknown, file: string): Record<string, unknown
   const model = own(json, 'model');
   if (!isObject(model)) throw bad(file, `"model" must be an object, got ${show(model)}`, TOKENIZER_HINT);
   const vocab = own(model, 'vocab');
-  if (vocab === undefined || vocab === null || typeof vocab !== 'object') throw bad(file, `model.vocab must be an object or a list, got ${show(vocab)}`, TOKENIZER_HINT);
+  if (vocab === undefined || vocab === null || typeof vocab !== 'object')
+    throw bad(file, `model.vocab must be an object or a list, got ${show(vocab)}`, TOKENIZER_HINT);
   if (isObject(vocab)) {
     for (const [tok, id] of Object.entries(vocab)) {
       if (!isTokenId(id)) throw bad(file, `model.vocab[${show(tok)}] must be a token id (an integer ≥ 0), got ${show(id)}`, TOKENIZER_HINT);
@@ -179,7 +187,10 @@ function checkTokenizerJson(json: unknown, file: string): Record<string, unknown
   }
   if (type === 'BPE') {
     const merges = own(model, 'merges');
-    if (!Array.isArray(merges) || !merges.every((m) => typeof m === 'string' || (Array.isArray(m) && m.length === 2 && m.every((p) => typeof p === 'string')))) {
+    if (
+      !Array.isArray(merges) ||
+      !merges.every((m) => typeof m === 'string' || (Array.isArray(m) && m.length === 2 && m.every((p) => typeof p === 'string')))
+    ) {
       throw bad(file, `model.merges must be a list of "a b" strings or [a, b] pairs`, TOKENIZER_HINT);
     }
   }

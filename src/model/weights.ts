@@ -47,19 +47,30 @@ export interface TensorSource {
 
 /** The expected name → shape map for a config, in load order. */
 export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
-  const D = c.hiddenSize, F = c.intermediateSize, V = c.vocabSize;
+  const D = c.hiddenSize,
+    F = c.intermediateSize,
+    V = c.vocabSize;
   const qDim = c.numAttentionHeads * c.headDim;
   const kvDim = c.numKeyValueHeads * c.headDim;
   const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [V, D]]]);
   for (let l = 0; l < c.numHiddenLayers; l++) {
     const p = `model.layers.${l}.`;
     shapes.set(`${p}input_layernorm.weight`, [D]);
-    for (const [proj, out, inp] of [['q', qDim, D], ['k', kvDim, D], ['v', kvDim, D], ['o', D, qDim]] as const) {
+    for (const [proj, out, inp] of [
+      ['q', qDim, D],
+      ['k', kvDim, D],
+      ['v', kvDim, D],
+      ['o', D, qDim],
+    ] as const) {
       shapes.set(`${p}self_attn.${proj}_proj.weight`, [out, inp]);
       if (c.attentionBias) shapes.set(`${p}self_attn.${proj}_proj.bias`, [out]);
     }
     shapes.set(`${p}post_attention_layernorm.weight`, [D]);
-    for (const [proj, out, inp] of [['gate', F, D], ['up', F, D], ['down', D, F]] as const) {
+    for (const [proj, out, inp] of [
+      ['gate', F, D],
+      ['up', F, D],
+      ['down', D, F],
+    ] as const) {
       shapes.set(`${p}mlp.${proj}_proj.weight`, [out, inp]);
       if (c.mlpBias) shapes.set(`${p}mlp.${proj}_proj.bias`, [out]);
     }
@@ -74,7 +85,11 @@ export function checkTensors(c: LlamaConfig, source: TensorSource): void {
   for (const [name, want] of expectedTensors(c)) {
     if (!source.has(name)) {
       const tiedHint = name === 'lm_head.weight' ? ' (set tie_word_embeddings: true if the head shares the embedding)' : '';
-      throw new RoseError('CHECKPOINT', `tensor ${name} is missing from ${source.label}`, `config.json implies it exists${tiedHint}; check the checkpoint matches its config`);
+      throw new RoseError(
+        'CHECKPOINT',
+        `tensor ${name} is missing from ${source.label}`,
+        `config.json implies it exists${tiedHint}; check the checkpoint matches its config`,
+      );
     }
     const got = source.shape(name);
     if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
@@ -96,7 +111,9 @@ export function loadWeights(
 ): LlamaWeights {
   checkTensors(c, source);
   const expected = expectedTensors(c);
-  backend.checkCapacity([...expected.keys()].map((name) => ({ dtype: source.dtype(name), elements: source.shape(name).reduce((a, b) => a * b, 1) })));
+  backend.checkCapacity(
+    [...expected.keys()].map((name) => ({ dtype: source.dtype(name), elements: source.shape(name).reduce((a, b) => a * b, 1) })),
+  );
   const total = expected.size;
   let done = 0;
   const get = (name: string): Weight => {

@@ -12,7 +12,7 @@ const io = captureOutput();
 const tmp = () => mkdtempSync(join(tmpdir(), 'rose-gen-'));
 
 describe('rose generate', () => {
-  it('--json prints the chosen ids and the text, equal to the API\'s answer', async () => {
+  it("--json prints the chosen ids and the text, equal to the API's answer", async () => {
     expect(await rose('generate', '--backend', 'cpu', '--prompt', 'How do I bake bread?', '--max-new-tokens', '12', '--json')).toBe(0);
     const out = JSON.parse(io.stdout);
     const api = await Rose.open(DEFAULT_MODEL, { backend: 'cpu' });
@@ -28,11 +28,20 @@ describe('rose generate', () => {
     expect(io.stdout).toMatch(/plain greedy \([\d.]+ tok\/s\)\s+│ ROSE α=0\.5, Manual-Reverse/);
   });
 
-  it('--ids/--reverse-ids run on raw ids and match transformers\' ROSE stream; --trace writes the steps', async () => {
+  it("--ids/--reverse-ids run on raw ids and match transformers' ROSE stream; --trace writes the steps", async () => {
     const fx = loadFixture('tiny-gqa-bf16-tied');
     const run = fx.ref.rose.runs.find((r) => r.alpha === 0.5)!;
     const trace = join(tmp(), 'trace.json');
-    const args = ['--model', fx.dir, '--backend', 'cpu', '--ids', fx.ref.rows[0].tokens.join(','), '--reverse-ids', fx.ref.rows[1].tokens.join(',')];
+    const args = [
+      '--model',
+      fx.dir,
+      '--backend',
+      'cpu',
+      '--ids',
+      fx.ref.rows[0].tokens.join(','),
+      '--reverse-ids',
+      fx.ref.rows[1].tokens.join(','),
+    ];
     expect(await rose('generate', ...args, '--max-new-tokens', String(run.steps), '--json', '--trace', trace)).toBe(0);
     expect(JSON.parse(io.stdout).tokens).toEqual(run.tokens);
     const t = JSON.parse(readFileSync(trace, 'utf8'));
@@ -42,7 +51,19 @@ describe('rose generate', () => {
 
   it('--guidance-scale 2 gives the same tokens as --alpha 0.5', async () => {
     const fx = loadFixture('tiny-mha-f32');
-    const args = ['--model', fx.dir, '--backend', 'cpu', '--ids', fx.ref.rows[0].tokens.join(','), '--reverse-ids', fx.ref.rows[1].tokens.join(','), '--max-new-tokens', '12', '--json'];
+    const args = [
+      '--model',
+      fx.dir,
+      '--backend',
+      'cpu',
+      '--ids',
+      fx.ref.rows[0].tokens.join(','),
+      '--reverse-ids',
+      fx.ref.rows[1].tokens.join(','),
+      '--max-new-tokens',
+      '12',
+      '--json',
+    ];
     expect(await rose('generate', ...args, '--guidance-scale', '2')).toBe(0);
     expect(JSON.parse(io.stdout).tokens).toEqual(fx.ref.rose.runs.find((r) => r.alpha === 0.5)!.tokens);
   });
@@ -65,9 +86,17 @@ describe('rose eval', () => {
     const dir = tmp();
     const input = join(dir, 'prompts.jsonl');
     const out = join(dir, 'out.jsonl');
-    writeFileSync(input, ['How do I bake bread?', 'Tell me a joke.', "How can I read my roommate's messages?"].map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p })).join('\n') + '\n');
+    writeFileSync(
+      input,
+      ['How do I bake bread?', 'Tell me a joke.', "How can I read my roommate's messages?"]
+        .map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p }))
+        .join('\n') + '\n',
+    );
     expect(await rose('eval', '--backend', 'cpu', '--input', input, '--out', out, '--max-new-tokens', '8')).toBe(0);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.id)).toEqual(['q0', 'q1', 'q2']);
     for (const l of lines) {
       expect(typeof l.plain.text).toBe('string');

@@ -17,24 +17,27 @@ gpu?.destroy();
 const backendNames = gpu ? ['cpu', 'webgpu'] : ['cpu'];
 
 describe('rose logits', () => {
-  it.each(backendNames)('--backend %s writes logits.<row> [T_row, vocab] for every row, equal to transformers within 1e-4', async (backend) => {
-    const fx = loadFixture('tiny-gqa-bf16-tied');
-    const out = join(mkdtempSync(join(tmpdir(), 'rose-cli-')), 'logits.safetensors');
-    const ids = fx.ref.rows.map((r) => ['--ids', r.tokens.join(',')]).flat();
-    expect(await rose('logits', '--model', fx.dir, ...ids, '--backend', backend, '--out', out)).toBe(0);
-    expect(io.stdout).toMatch(/^rose logits: 2 row\(s\) of 17, 11 tokens × vocab 1000 → /);
-    const file = SafetensorsFile.open(out);
-    expect(file.names().sort()).toEqual(['logits.0', 'logits.1']);
-    for (const r of [0, 1] as const) {
-      const got = file.read(`logits.${r}`);
-      expect(got.dtype).toBe('f32');
-      expect(got.shape).toEqual([fx.ref.rows[r].length, 1000]);
-      const want = fx.tensor(fx.ref.prefill.tensors[r === 0 ? 'batched_row0' : 'batched_row1']).data;
-      // Same bar as the fixture tests (test/model/fixtures.test.ts): 5× the worst correct f32 ordering.
-      expect(maxAbsDiff(widenToF32(got.dtype, got.bytes), want)).toBeLessThanOrEqual(1e-4);
-    }
-    file.close();
-  });
+  it.each(backendNames)(
+    '--backend %s writes logits.<row> [T_row, vocab] for every row, equal to transformers within 1e-4',
+    async (backend) => {
+      const fx = loadFixture('tiny-gqa-bf16-tied');
+      const out = join(mkdtempSync(join(tmpdir(), 'rose-cli-')), 'logits.safetensors');
+      const ids = fx.ref.rows.map((r) => ['--ids', r.tokens.join(',')]).flat();
+      expect(await rose('logits', '--model', fx.dir, ...ids, '--backend', backend, '--out', out)).toBe(0);
+      expect(io.stdout).toMatch(/^rose logits: 2 row\(s\) of 17, 11 tokens × vocab 1000 → /);
+      const file = SafetensorsFile.open(out);
+      expect(file.names().sort()).toEqual(['logits.0', 'logits.1']);
+      for (const r of [0, 1] as const) {
+        const got = file.read(`logits.${r}`);
+        expect(got.dtype).toBe('f32');
+        expect(got.shape).toEqual([fx.ref.rows[r].length, 1000]);
+        const want = fx.tensor(fx.ref.prefill.tensors[r === 0 ? 'batched_row0' : 'batched_row1']).data;
+        // Same bar as the fixture tests (test/model/fixtures.test.ts): 5× the worst correct f32 ordering.
+        expect(maxAbsDiff(widenToF32(got.dtype, got.bytes), want)).toBeLessThanOrEqual(1e-4);
+      }
+      file.close();
+    },
+  );
 
   it.each([
     [['--model', join(fixturesDir, 'no-such-model'), '--ids', '1,2'], /^rose: error\[CONFIG\]: .*config\.json does not exist/, 1],

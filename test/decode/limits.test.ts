@@ -27,7 +27,12 @@ describe('limits', () => {
   const rev = fx.ref.rows[1].tokens;
 
   it('a prompt plus max-new-tokens beyond max_position_embeddings is refused up front', async () => {
-    await rejects(roseGenerate(model, pos, [rev], { maxNewTokens: 256 - pos.length + 1 }), 'LIMIT', 'exceeds', 'max_position_embeddings (256)');
+    await rejects(
+      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - pos.length + 1 }),
+      'LIMIT',
+      'exceeds',
+      'max_position_embeddings (256)',
+    );
     // Exactly at the limit is fine.
     const ok = await roseGenerate(model, pos, [rev], { maxNewTokens: 2 });
     expect(ok.tokens).toHaveLength(2);
@@ -62,8 +67,21 @@ describe('limits', () => {
       has: () => true,
       shape: (name) => {
         // Shapes as the config implies: derive them from the names, as a real checkpoint would hold them.
-        const d = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize, kv = config.numKeyValueHeads * config.headDim;
-        const s = name.includes('norm') ? [d] : name.includes('embed') || name.startsWith('lm_head') ? [v, d] : /[kv]_proj/.test(name) ? [kv, d] : /gate|up_proj/.test(name) ? [f, d] : name.includes('down') ? [d, f] : [d, d];
+        const d = config.hiddenSize,
+          f = config.intermediateSize,
+          v = config.vocabSize,
+          kv = config.numKeyValueHeads * config.headDim;
+        const s = name.includes('norm')
+          ? [d]
+          : name.includes('embed') || name.startsWith('lm_head')
+            ? [v, d]
+            : /[kv]_proj/.test(name)
+              ? [kv, d]
+              : /gate|up_proj/.test(name)
+                ? [f, d]
+                : name.includes('down')
+                  ? [d, f]
+                  : [d, d];
         shapes.set(name, s);
         return s;
       },

@@ -21,7 +21,13 @@ afterAll(() => backends.forEach((b) => b.destroy()));
 const cases = backends.flatMap((backend) => listFixtures().map((name) => [name, backend.name, backend] as const));
 
 /** ROSE computed the slow, obviously-right way: two separate batch-1 runs fed the same tokens. */
-async function unbatchedRose(model: Llama, pos: number[], rev: number[], alpha: number, steps: number): Promise<{ tokens: number[]; revLogits: Float32Array[] }> {
+async function unbatchedRose(
+  model: Llama,
+  pos: number[],
+  rev: number[],
+  alpha: number,
+  steps: number,
+): Promise<{ tokens: number[]; revLogits: Float32Array[] }> {
   const V = model.config.vocabSize;
   const cp = model.newKvCache(1, pos.length + steps);
   const cr = model.newKvCache(1, rev.length + steps);
@@ -48,10 +54,13 @@ describe.each(cases)('ROSE on fixture %s (%s)', (name, _kind, backend) => {
   const pos = fx.ref.rows[fx.ref.pos_row].tokens;
   const rev = fx.ref.rows[fx.ref.rev_row].tokens;
 
-  it.each(fx.ref.rose.runs.map((r) => [r.alpha, r] as const))('greedy token stream for alpha %s equals transformers\' rose_greedy', async (alpha, run) => {
-    const result = await roseGenerate(model, pos, [rev], { alphas: [alpha], maxNewTokens: run.steps });
-    expect(result.tokens).toEqual(run.tokens);
-  });
+  it.each(fx.ref.rose.runs.map((r) => [r.alpha, r] as const))(
+    "greedy token stream for alpha %s equals transformers' rose_greedy",
+    async (alpha, run) => {
+      const result = await roseGenerate(model, pos, [rev], { alphas: [alpha], maxNewTokens: run.steps });
+      expect(result.tokens).toEqual(run.tokens);
+    },
+  );
 
   it('alpha = 0 equals plain greedy decoding of the positive prompt alone (batch of one)', async () => {
     const plain = await roseGenerate(model, pos, [], { alphas: [], maxNewTokens: 12 });
@@ -110,7 +119,8 @@ describe.each(cases)('ROSE on fixture %s (%s)', (name, _kind, backend) => {
       const lr = fx.tensor(run.tensors.logits_rev).data;
       const lse = (a: Float32Array) => Math.log(a.reduce((s, v) => s + Math.exp(v), 0));
       for (let s = 0; s < run.steps; s++) {
-        const p = lp.subarray(s * V, (s + 1) * V), r = lr.subarray(s * V, (s + 1) * V);
+        const p = lp.subarray(s * V, (s + 1) * V),
+          r = lr.subarray(s * V, (s + 1) * V);
         const [lseP, lseR] = [lse(p), lse(r)];
         // HF's UnbatchedClassifierFreeGuidanceLogitsProcessor: γ·(logp_cond − logp_uncond) + logp_uncond
         const cfg = Array.from(p, (v, i) => gamma * (v - lseP - (r[i] - lseR)) + (r[i] - lseR));
@@ -135,7 +145,7 @@ describe('sampling', () => {
     expect(c.tokens).not.toEqual(a.tokens);
   });
 
-  it('draws follow the contrast\'s probabilities (chi-square test, false-alarm rate 1e-3)', () => {
+  it("draws follow the contrast's probabilities (chi-square test, false-alarm rate 1e-3)", () => {
     const V = 512;
     const logits = new Float32Array(2 * V);
     const u = seededUniform(1);
@@ -148,8 +158,10 @@ describe('sampling', () => {
     const draw = seededUniform(42);
     for (let n = 0; n < N; n++) counts[contrastSoftmaxCpu(probs, logits, V, { ...params, uniform: draw() }).sampled]++;
     // Pool tokens into bins of expected count ≥ 5 (chi-square's validity rule); a short tail joins the last bin.
-    const binsExp: number[] = [], binsObs: number[] = [];
-    let expBin = 0, obsBin = 0;
+    const binsExp: number[] = [],
+      binsObs: number[] = [];
+    let expBin = 0,
+      obsBin = 0;
     for (let v = 0; v < V; v++) {
       expBin += N * probs[v];
       obsBin += counts[v];

@@ -17,7 +17,10 @@ import { formatSummary, runEval, type DecodingOutput, type EvalRunFn } from '../
 /** Deterministic responses: some refuse, some comply; newlines, quotes and non-ASCII exercise the escaping. */
 export function fakeResponses(id: string | number, prompt: string): { plain: DecodingOutput; rose: DecodingOutput } {
   const n = [...String(id)].reduce((h, c) => (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0, 7);
-  const plainText = n % 4 === 0 ? "I'm sorry, but I can't help with that." : `Sure! Here is how to ${prompt.toLowerCase()}:\n1. "Step one" — ünïcødé ${n % 97}`;
+  const plainText =
+    n % 4 === 0
+      ? "I'm sorry, but I can't help with that."
+      : `Sure! Here is how to ${prompt.toLowerCase()}:\n1. "Step one" — ünïcødé ${n % 97}`;
   const roseText = n % 4 === 3 ? `Here you go: ${prompt}\n\tdone.` : 'I cannot assist with that request. ' + '✓'.repeat(n % 5);
   const decoding = (text: string, salt: number): DecodingOutput => ({
     text,

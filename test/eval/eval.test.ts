@@ -22,7 +22,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function promptsFile(dir: string, n: number, name = 'prompts.jsonl'): string {
   const path = join(dir, name);
-  const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ id: i % 2 ? `p${i}` : i, prompt: `Explain topic ${i}`, category: `c${i % 3}` }));
+  const lines = Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ id: i % 2 ? `p${i}` : i, prompt: `Explain topic ${i}`, category: `c${i % 3}` }),
+  );
   writeFileSync(path, lines.join('\n') + '\n');
   return path;
 }
@@ -76,7 +78,7 @@ describe('refusal metric', () => {
     expect(matchRefusal('Sure thing')).toBeNull();
   });
 
-  it('folds typographic apostrophes, so I’m sorry counts like I\'m sorry', () => {
+  it("folds typographic apostrophes, so I’m sorry counts like I'm sorry", () => {
     expect(isRefusal('I’m sorry, I can’t')).toBe(true);
     expect(isRefusal("I won't", ['I won’t'])).toBe(true);
   });
@@ -87,8 +89,22 @@ describe('refusal metric', () => {
     expect(isRefusal('anything', [''])).toBe(false); // an empty phrase matches nothing, not everything
   });
 
-  it('the default list has the common refusal phrases and none of GCG\'s over-broad words', () => {
-    for (const p of ["I'm sorry", 'I am sorry', 'I apologize', 'As an AI', 'I cannot', "I can't", 'I can not', "I'm not able to", 'I am unable', 'is illegal and unethical', 'My apologies', 'I must decline', "I won't"]) {
+  it("the default list has the common refusal phrases and none of GCG's over-broad words", () => {
+    for (const p of [
+      "I'm sorry",
+      'I am sorry',
+      'I apologize',
+      'As an AI',
+      'I cannot',
+      "I can't",
+      'I can not',
+      "I'm not able to",
+      'I am unable',
+      'is illegal and unethical',
+      'My apologies',
+      'I must decline',
+      "I won't",
+    ]) {
       expect(DEFAULT_REFUSAL_PHRASES).toContain(p);
     }
     for (const p of ['Sorry', 'As an', 'illegal', 'Hello!', 'OpenAI']) expect(DEFAULT_REFUSAL_PHRASES).not.toContain(p);
@@ -129,8 +145,16 @@ describe('prompts file validation', () => {
     ['missing id', '{"id": 1, "prompt": "a"}\n{"prompt": "b"}\n', /prompts\.jsonl:2: missing "id"/],
     ['empty id', '{"id": "", "prompt": "a"}\n', /prompts\.jsonl:1: "id" must be a non-empty string or a number/],
     ['object id', '{"id": {"a": 1}, "prompt": "a"}\n', /prompts\.jsonl:1: "id" must be/],
-    ['duplicate id', '{"id": 1, "prompt": "a"}\n{"id": 2, "prompt": "b"}\n\n{"id": 1, "prompt": "c"}\n', /prompts\.jsonl:4: duplicate id 1 \(first on line 1\)/],
-    ['duplicate id, number vs string', '{"id": 7, "prompt": "a"}\n{"id": "7", "prompt": "b"}\n', /prompts\.jsonl:2: duplicate id "7" \(first on line 1\)/],
+    [
+      'duplicate id',
+      '{"id": 1, "prompt": "a"}\n{"id": 2, "prompt": "b"}\n\n{"id": 1, "prompt": "c"}\n',
+      /prompts\.jsonl:4: duplicate id 1 \(first on line 1\)/,
+    ],
+    [
+      'duplicate id, number vs string',
+      '{"id": 7, "prompt": "a"}\n{"id": "7", "prompt": "b"}\n',
+      /prompts\.jsonl:2: duplicate id "7" \(first on line 1\)/,
+    ],
     ['non-string prompt', '{"id": 1, "prompt": "a"}\n{"id": 2, "prompt": 42}\n', /prompts\.jsonl:2: "prompt" must be a string, got number/],
     ['missing prompt', '{"id": 1}\n', /prompts\.jsonl:1: "prompt" must be a string, got nothing/],
     ['no prompts at all', '\n\n', /has no prompts/],
@@ -251,19 +275,26 @@ describe('torn-line repair', () => {
       extra: fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue(), { maxKeys: 2 }),
     });
     fc.assert(
-      fc.property(fc.array(arbLine, { maxLength: 5 }), arbLine, fc.double({ min: 0, max: 1, noNaN: true }), fc.nat(8), fc.boolean(), (ls, next, cut, nuls, newline) => {
-        const lines = ls.map((l, i) => ({ ...evalLine(i, l.plain, l.rose), input: l.extra }));
-        const whole = Buffer.from(jsonl(lines));
-        const nextBytes = Buffer.from(jsonl([{ ...evalLine(ls.length, next.plain, next.rose), input: next.extra }]));
-        // any strict prefix of the next line (its newline never arrived), then maybe NULs and a newline
-        const k = 1 + Math.floor(cut * (nextBytes.length - 2));
-        const tail = Buffer.concat([nextBytes.subarray(0, k), Buffer.alloc(nuls), Buffer.from(newline && nuls > 0 ? '\n' : '')]);
-        const { path, log } = setup(Buffer.concat([whole, tail]));
-        const r = readEvalOutput(path, log);
-        expect(readFileSync(path).equals(whole)).toBe(true);
-        expect(r.lines).toEqual(JSON.parse(`[${lines.map((l) => JSON.stringify(l)).join(',')}]`));
-        expect(r.droppedBytes).toBe(tail.length);
-      }),
+      fc.property(
+        fc.array(arbLine, { maxLength: 5 }),
+        arbLine,
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.nat(8),
+        fc.boolean(),
+        (ls, next, cut, nuls, newline) => {
+          const lines = ls.map((l, i) => ({ ...evalLine(i, l.plain, l.rose), input: l.extra }));
+          const whole = Buffer.from(jsonl(lines));
+          const nextBytes = Buffer.from(jsonl([{ ...evalLine(ls.length, next.plain, next.rose), input: next.extra }]));
+          // any strict prefix of the next line (its newline never arrived), then maybe NULs and a newline
+          const k = 1 + Math.floor(cut * (nextBytes.length - 2));
+          const tail = Buffer.concat([nextBytes.subarray(0, k), Buffer.alloc(nuls), Buffer.from(newline && nuls > 0 ? '\n' : '')]);
+          const { path, log } = setup(Buffer.concat([whole, tail]));
+          const r = readEvalOutput(path, log);
+          expect(readFileSync(path).equals(whole)).toBe(true);
+          expect(r.lines).toEqual(JSON.parse(`[${lines.map((l) => JSON.stringify(l)).join(',')}]`));
+          expect(r.droppedBytes).toBe(tail.length);
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -291,7 +322,14 @@ describe('runEval in process', () => {
       input: { category: 'c1' },
     });
     expect(Object.keys(parsed[1])).toEqual(['id', 'prompt', 'plain', 'rose', 'alpha', 'input']);
-    expect(progress.map(([d, t]) => [d, t])).toEqual([[0, 5], [1, 5], [2, 5], [3, 5], [4, 5], [5, 5]]);
+    expect(progress.map(([d, t]) => [d, t])).toEqual([
+      [0, 5],
+      [1, 5],
+      [2, 5],
+      [3, 5],
+      [4, 5],
+      [5, 5],
+    ]);
     expect(progress[0][2]).toBeNull();
     expect(progress[5][2]).toBe(0);
     expect(progress.slice(1).every(([, , eta]) => eta !== null && eta >= 0)).toBe(true);
@@ -306,7 +344,14 @@ describe('runEval in process', () => {
 
     const output = join(dir, 'out.jsonl');
     const ac = new AbortController();
-    const first = await runEval({ input, output, run: fakeRun, signal: ac.signal, onProgress: (d) => d === 3 && ac.abort(), log: () => {} });
+    const first = await runEval({
+      input,
+      output,
+      run: fakeRun,
+      signal: ac.signal,
+      onProgress: (d) => d === 3 && ac.abort(),
+      log: () => {},
+    });
     expect(first).toMatchObject({ interrupted: true, done: 3, written: 3 });
     appendFileSync(output, '{"id":"p3","prompt":"Explain'); // and a crash mid-write
 
@@ -401,13 +446,37 @@ describe('runEval in process', () => {
     const input = promptsFile(dir, 3);
     const output = join(dir, 'out.jsonl');
     const ac = new AbortController();
-    await runEval({ input, output, run: fakeRun, extra: { alpha: 0.5 }, signal: ac.signal, onProgress: (d) => d === 1 && ac.abort(), log: () => {} });
-    await expectRoseErrorAsync(runEval({ input, output, run: fakeRun, extra: { alpha: 0.3 }, log: () => {} }), 'INPUT', /out\.jsonl:1: this output was made with alpha=0\.5, this run has alpha=0\.3/);
+    await runEval({
+      input,
+      output,
+      run: fakeRun,
+      extra: { alpha: 0.5 },
+      signal: ac.signal,
+      onProgress: (d) => d === 1 && ac.abort(),
+      log: () => {},
+    });
+    await expectRoseErrorAsync(
+      runEval({ input, output, run: fakeRun, extra: { alpha: 0.3 }, log: () => {} }),
+      'INPUT',
+      /out\.jsonl:1: this output was made with alpha=0\.5, this run has alpha=0\.3/,
+    );
     const other = join(dir, 'other.jsonl');
     writeFileSync(other, '{"id": 0, "prompt": "something else"}\n');
-    await expectRoseErrorAsync(runEval({ input: other, output, run: fakeRun, extra: { alpha: 0.5 }, log: () => {} }), 'INPUT', /id 0 was run with a different prompt than .*other\.jsonl:1/);
-    await expectRoseErrorAsync(runEval({ input, output, run: fakeRun, extra: { plain: 1 }, log: () => {} }), 'INPUT', /extra field "plain"/);
-    await expectRoseErrorAsync(runEval({ input, output, run: fakeRun, refusalPhrases: [], log: () => {} }), 'INPUT', /phrase list is empty/);
+    await expectRoseErrorAsync(
+      runEval({ input: other, output, run: fakeRun, extra: { alpha: 0.5 }, log: () => {} }),
+      'INPUT',
+      /id 0 was run with a different prompt than .*other\.jsonl:1/,
+    );
+    await expectRoseErrorAsync(
+      runEval({ input, output, run: fakeRun, extra: { plain: 1 }, log: () => {} }),
+      'INPUT',
+      /extra field "plain"/,
+    );
+    await expectRoseErrorAsync(
+      runEval({ input, output, run: fakeRun, refusalPhrases: [], log: () => {} }),
+      'INPUT',
+      /phrase list is empty/,
+    );
     expect(readEvalOutput(output).lines).toHaveLength(1); // none of that touched the file
   });
 });
@@ -433,7 +502,7 @@ function spawnChild(input: string, output: string, delayMs: number): Child {
   const count = () => stdout.split('\n').filter((l) => l.startsWith('progress ')).length;
   proc.stdout.on('data', (d: Buffer) => {
     stdout += d;
-    for (const w of waiters.splice(0)) (count() >= w.n ? w.resolve() : waiters.push(w));
+    for (const w of waiters.splice(0)) count() >= w.n ? w.resolve() : waiters.push(w);
   });
   proc.stderr.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
@@ -472,7 +541,10 @@ async function uninterrupted(input: string): Promise<string> {
   const output = join(tmp(), 'reference.jsonl');
   const r = await runEval({ input, output, run: childRun(0), extra: CHILD_EXTRA, log: () => {} });
   expect(r.interrupted).toBe(false);
-  checkOutput(output, readPrompts(input).map((p) => p.id));
+  checkOutput(
+    output,
+    readPrompts(input).map((p) => p.id),
+  );
   return readFileSync(output, 'utf8');
 }
 
@@ -540,7 +612,12 @@ describe('kill and resume (child processes)', () => {
     expect(new Set(linesAfterKill).size).toBeGreaterThan(5); // the kills landed at many different points
     checkOutput(output, ids);
     const final = readFileSync(output, 'utf8');
-    expect(final.split('\n').slice(0, -1).map((l) => JSON.parse(l).id)).toEqual(ids);
+    expect(
+      final
+        .split('\n')
+        .slice(0, -1)
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(ids);
     expect(final).toBe(refText);
   });
 
@@ -562,7 +639,10 @@ describe('kill and resume (child processes)', () => {
     expect(reported).toBeLessThan(10);
     const text = readFileSync(output, 'utf8');
     expect(text.endsWith('\n')).toBe(true);
-    checkOutput(output, readPrompts(input).map((p) => p.id));
+    checkOutput(
+      output,
+      readPrompts(input).map((p) => p.id),
+    );
     // Only the prompts reported done: the abandoned one finished its sleep before the child exited, and wrote nothing.
     expect(text.split('\n')).toHaveLength(reported + 1);
 

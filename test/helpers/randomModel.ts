@@ -23,7 +23,6 @@ export interface RandomConfig {
   maxPositions?: number;
 }
 
-
 export function randomConfig(r: RandomConfig): LlamaConfig {
   return parseLlamaConfig({
     model_type: 'llama',

@@ -58,7 +58,13 @@ function treeEntry(f: HubFile) {
   if (!f.lfs) return { type: 'file', oid: gitBlobSha1(f.data), size: f.data.byteLength, path: f.path };
   const oid = sha256(f.data);
   const pointer = Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${oid}\nsize ${f.data.byteLength}\n`);
-  return { type: 'file', oid: gitBlobSha1(pointer), size: f.data.byteLength, path: f.path, lfs: { oid, size: f.data.byteLength, pointerSize: pointer.byteLength } };
+  return {
+    type: 'file',
+    oid: gitBlobSha1(pointer),
+    size: f.data.byteLength,
+    path: f.path,
+    lfs: { oid, size: f.data.byteLength, pointerSize: pointer.byteLength },
+  };
 }
 
 /** Serves a file's bytes, honouring `Range: bytes=a-b` like the Hub and its CDN. */
@@ -113,7 +119,8 @@ function handle(req: IncomingMessage, res: ServerResponse) {
   if (!repo || (repo.token && req.headers.authorization !== `Bearer ${repo.token}`)) {
     return json(res, req.headers.authorization ? 404 : 401, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
   }
-  if (decodeURIComponent(m[2]) !== 'main') return json(res, 404, { error: `Invalid rev id: ${decodeURIComponent(m[2])}` }, { 'X-Error-Code': 'RevisionNotFound' });
+  if (decodeURIComponent(m[2]) !== 'main')
+    return json(res, 404, { error: `Invalid rev id: ${decodeURIComponent(m[2])}` }, { 'X-Error-Code': 'RevisionNotFound' });
   if (tree) return json(res, 200, repo.files.map(treeEntry));
   const f = repo.files.find((x) => x.path === decodeURIComponent(m[3]));
   if (!f) return json(res, 404, { error: 'Entry not found' }, { 'X-Error-Code': 'EntryNotFound' });
@@ -225,7 +232,8 @@ async function roseError(p: Promise<unknown>): Promise<RoseError> {
   return e as RoseError;
 }
 
-const bodyRequests = (file: string) => requests.filter((r) => r.range !== 'bytes=0-0' && (r.path.endsWith(`/${file}`) || r.path.startsWith('/cdn/')));
+const bodyRequests = (file: string) =>
+  requests.filter((r) => r.range !== 'bytes=0-0' && (r.path.endsWith(`/${file}`) || r.path.startsWith('/cdn/')));
 
 // --- the tests ----------------------------------------------------------------------------------
 
@@ -279,7 +287,12 @@ describe('rose pull', { timeout: 10_000 }, () => {
   it('pulls exactly the shards the index names, not a stray consolidated.safetensors or .bin', async () => {
     const dir = freshDir();
     const r = await pullModel('rose/sharded', { dir, hubUrl });
-    expect(r.files).toEqual(['config.json', 'model.safetensors.index.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
+    expect(r.files).toEqual([
+      'config.json',
+      'model.safetensors.index.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+    ]);
     expect(readdirSync(dir).sort()).toEqual([...r.files].sort());
     for (const f of sharded.files) expect(readFileSync(join(dir, f.path)).equals(f.data)).toBe(true);
     expect(r.tensors).toBe(SafetensorsFile.fromBytes(weightBytes).names().length);
@@ -309,7 +322,8 @@ describe('rose pull', { timeout: 10_000 }, () => {
     expect(r.downloadedBytes).toBe(weightBytes.byteLength - partial.byteLength);
     expect(readFileSync(join(dir, 'model.safetensors')).equals(weightBytes)).toBe(true);
     expect(existsSync(join(dir, 'model.safetensors.partial'))).toBe(false);
-    if (partial.byteLength > 0) expect(bodyRequests('model.safetensors').map((q) => q.range)).toEqual([`bytes=${partial.byteLength}-${weightBytes.byteLength - 1}`]);
+    if (partial.byteLength > 0)
+      expect(bodyRequests('model.safetensors').map((q) => q.range)).toEqual([`bytes=${partial.byteLength}-${weightBytes.byteLength - 1}`]);
   });
 
   it('a .partial left by an earlier run is resumed from its end', async () => {
@@ -351,7 +365,9 @@ describe('rose pull', { timeout: 10_000 }, () => {
   it('a missing repo or revision is an INPUT error that says so', async () => {
     const e = await roseError(pullModel('rose/no-such-model', { dir: freshDir(), hubUrl }));
     expect(e.code).toBe('INPUT');
-    expect(e.message).toMatch(/listing the files of rose\/no-such-model: .*401: Repository not found.*does not exist, or it is private or gated/);
+    expect(e.message).toMatch(
+      /listing the files of rose\/no-such-model: .*401: Repository not found.*does not exist, or it is private or gated/,
+    );
     expect(e.hint).toMatch(/--token/);
     const r = await roseError(pullModel('rose/tiny', { dir: freshDir(), hubUrl, revision: 'v9' }));
     expect(r.code).toBe('INPUT');
@@ -360,7 +376,9 @@ describe('rose pull', { timeout: 10_000 }, () => {
 
   it('a private repo needs its token (from the option or HF_TOKEN)', async () => {
     expect((await roseError(pullModel('rose/private', { dir: freshDir(), hubUrl }))).code).toBe('INPUT');
-    expect((await roseError(pullModel('rose/private', { dir: freshDir(), hubUrl, token: 'hf_wrong' }))).hint).toMatch(/account of the token/);
+    expect((await roseError(pullModel('rose/private', { dir: freshDir(), hubUrl, token: 'hf_wrong' }))).hint).toMatch(
+      /account of the token/,
+    );
     const dir = freshDir();
     await pullModel('rose/private', { dir, hubUrl, token: 'hf_secret' });
     expect(readFileSync(join(dir, 'model.safetensors')).equals(weightBytes)).toBe(true);
@@ -413,7 +431,11 @@ describe('rose pull', { timeout: 10_000 }, () => {
     const dir = freshDir();
     await program.parseAsync(['node', 'rose', 'pull', 'rose/tiny', '--dir', dir, '--hub-url', hubUrl]);
     vi.restoreAllMocks();
-    expect(out).toMatch(new RegExp(`^rose pull: rose/tiny → ${dir}: 4 files, 663 kB; downloaded 663 kB in .* s \\(.*/s\\); llama 2 layers, hidden 64, vocab 512, \\d+ tensors \\(float32\\); use --model ${dir}\\n$`));
+    expect(out).toMatch(
+      new RegExp(
+        `^rose pull: rose/tiny → ${dir}: 4 files, 663 kB; downloaded 663 kB in .* s \\(.*/s\\); llama 2 layers, hidden 64, vocab 512, \\d+ tensors \\(float32\\); use --model ${dir}\\n$`,
+      ),
+    );
     expect(readFileSync(join(dir, 'model.safetensors')).equals(weightBytes)).toBe(true);
   });
 

@@ -58,7 +58,10 @@ interface Case {
 const arbCase: fc.Arbitrary<Case> = fc.record({
   M: fc.oneof(fc.constantFrom(1, 2, 3, 17), fc.integer({ min: 1, max: 40 })),
   N: fc.integer({ min: 1, max: 75 }),
-  K: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 1, max: 300 }) }, { weight: 1, arbitrary: fc.integer({ min: V3_KB - 3, max: 2 * V3_KB + 77 }) }),
+  K: fc.oneof(
+    { weight: 4, arbitrary: fc.integer({ min: 1, max: 300 }) },
+    { weight: 1, arbitrary: fc.integer({ min: V3_KB - 3, max: 2 * V3_KB + 77 }) },
+  ),
   bias: fc.boolean(),
   seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
 });
@@ -149,7 +152,9 @@ describe('matmul variants against v1 (matmulCpu): bit-identical', () => {
 describe('the worker pool', () => {
   it('refuses arrays outside shared memory, and any use after destroy()', () => {
     const pool = new CpuPool({ threads: 2, minParallelWork: 0 });
-    const x = sharedF32(6), w = sharedF32(6), out = sharedF32(4);
+    const x = sharedF32(6),
+      w = sharedF32(6),
+      out = sharedF32(4);
     pool.matmul(2, out, x, w, undefined, 2, 2, 3);
     expect(() => pool.matmul(2, new Float32Array(4), x, w, undefined, 2, 2, 3)).toThrow(/not in shared memory/);
     pool.destroy();
@@ -169,7 +174,12 @@ describe('CpuBackend threads and variants on a fixture model', () => {
   for (const fixture of ['tiny-gqa-bf16-tied', 'tiny-f16-bias']) {
     it(`${fixture}: threads 2 and variant 1 give the logits of threads 1`, async () => {
       const dir = join(fixturesDir, fixture);
-      const configs = [{ threads: 1 }, { threads: 2, minParallelWork: 0 }, { threads: 1, variant: 1 as const }, { threads: 2, variant: 3 as const, minParallelWork: 0 }];
+      const configs = [
+        { threads: 1 },
+        { threads: 2, minParallelWork: 0 },
+        { threads: 1, variant: 1 as const },
+        { threads: 2, variant: 3 as const, minParallelWork: 0 },
+      ];
       const runs: Float32Array[][] = [];
       for (const opts of configs) {
         const be = new CpuBackend(opts);

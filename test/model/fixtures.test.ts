@@ -25,7 +25,8 @@ const backends = await backendsUnderTest();
 afterAll(() => backends.forEach((b) => b.destroy()));
 
 export const measured: Record<string, Record<string, number>> = {};
-const record = (fixture: string, what: string, value: number) => ((measured[fixture] ??= {})[what] = Math.max(measured[fixture][what] ?? 0, value));
+const record = (fixture: string, what: string, value: number) =>
+  ((measured[fixture] ??= {})[what] = Math.max(measured[fixture][what] ?? 0, value));
 
 function describeFixturesOn(backend: Backend) {
   describe.each(listFixtures())(`${backend.name}: fixture %s`, (name) => {
@@ -66,41 +67,54 @@ function describeFixturesOn(backend: Backend) {
       }
     });
 
-    it.each(fx.ref.rose.runs.map((run) => [run.alpha, run] as const))('ROSE greedy, alpha %s: logits, scores, probs and tokens through the KV cache', async (_alpha, run) => {
-      const pos = fx.ref.rows[fx.ref.pos_row].tokens;
-      const rev = fx.ref.rows[fx.ref.rev_row].tokens;
-      const cache = model.newKvCache(2, Math.max(pos.length, rev.length) + run.steps);
-      let logits = model.prefill(cache, [pos, rev]).logits; // (2, V): last position of each row
-      const want = {
-        pos: fx.tensor(run.tensors.logits_pos).data,
-        rev: fx.tensor(run.tensors.logits_rev).data,
-        scores: fx.tensor(run.tensors.scores).data,
-        probs: fx.tensor(run.tensors.probs).data,
-      };
-      const tokens: number[] = [];
-      const probsT = backend.alloc([V]);
-      for (let step = 0; step < run.steps; step++) {
-        const both = await backend.read(logits);
-        const lp = both.subarray(0, V), lr = both.subarray(V, 2 * V);
-        const at = (a: Float32Array) => a.subarray(step * V, (step + 1) * V);
-        const scores = lp.map((v, i) => v - run.alpha * lr[i]);
-        for (const [what, got, ref] of [['decode logits pos', lp, at(want.pos)], ['decode logits rev', lr, at(want.rev)], ['scores', scores, at(want.scores)]] as const) {
-          const d = maxAbsDiff(got, ref);
-          record(`${backend.name} ${name}`, what, d);
-          expect(d, `${what} at step ${step}`).toBeLessThanOrEqual(LOGIT_TOL);
+    it.each(fx.ref.rose.runs.map((run) => [run.alpha, run] as const))(
+      'ROSE greedy, alpha %s: logits, scores, probs and tokens through the KV cache',
+      async (_alpha, run) => {
+        const pos = fx.ref.rows[fx.ref.pos_row].tokens;
+        const rev = fx.ref.rows[fx.ref.rev_row].tokens;
+        const cache = model.newKvCache(2, Math.max(pos.length, rev.length) + run.steps);
+        let logits = model.prefill(cache, [pos, rev]).logits; // (2, V): last position of each row
+        const want = {
+          pos: fx.tensor(run.tensors.logits_pos).data,
+          rev: fx.tensor(run.tensors.logits_rev).data,
+          scores: fx.tensor(run.tensors.scores).data,
+          probs: fx.tensor(run.tensors.probs).data,
+        };
+        const tokens: number[] = [];
+        const probsT = backend.alloc([V]);
+        for (let step = 0; step < run.steps; step++) {
+          const both = await backend.read(logits);
+          const lp = both.subarray(0, V),
+            lr = both.subarray(V, 2 * V);
+          const at = (a: Float32Array) => a.subarray(step * V, (step + 1) * V);
+          const scores = lp.map((v, i) => v - run.alpha * lr[i]);
+          for (const [what, got, ref] of [
+            ['decode logits pos', lp, at(want.pos)],
+            ['decode logits rev', lr, at(want.rev)],
+            ['scores', scores, at(want.scores)],
+          ] as const) {
+            const d = maxAbsDiff(got, ref);
+            record(`${backend.name} ${name}`, what, d);
+            expect(d, `${what} at step ${step}`).toBeLessThanOrEqual(LOGIT_TOL);
+          }
+          // The backend's own fused contrast+softmax, against transformers' float64 softmax of the scores.
+          const { argmax: token } = await backend.contrastSoftmax(probsT, logits, {
+            alphas: [run.alpha],
+            temperature: 1,
+            beta: 0,
+            uniform: 0.5,
+          });
+          const probs = await backend.read(probsT);
+          const dp = maxAbsDiff(probs, at(want.probs));
+          record(`${backend.name} ${name}`, 'probs', dp);
+          expect(dp, `probs at step ${step}`).toBeLessThanOrEqual(LOGIT_TOL);
+          tokens.push(token);
+          // The same token goes to both rows: that is ROSE.
+          logits = model.forward(cache, Int32Array.of(token, token));
         }
-        // The backend's own fused contrast+softmax, against transformers' float64 softmax of the scores.
-        const { argmax: token } = await backend.contrastSoftmax(probsT, logits, { alphas: [run.alpha], temperature: 1, beta: 0, uniform: 0.5 });
-        const probs = await backend.read(probsT);
-        const dp = maxAbsDiff(probs, at(want.probs));
-        record(`${backend.name} ${name}`, 'probs', dp);
-        expect(dp, `probs at step ${step}`).toBeLessThanOrEqual(LOGIT_TOL);
-        tokens.push(token);
-        // The same token goes to both rows: that is ROSE.
-        logits = model.forward(cache, Int32Array.of(token, token));
-      }
-      expect(tokens).toEqual(run.tokens);
-    });
+        expect(tokens).toEqual(run.tokens);
+      },
+    );
   });
 }
 
@@ -109,6 +123,10 @@ for (const backend of backends) describeFixturesOn(backend);
 afterAll(() => {
   // The measured gap to transformers, for the README and for anyone tightening the bar later.
   for (const [fixture, m] of Object.entries(measured)) {
-    process.stdout.write(`max |Δ| vs transformers, ${fixture}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toExponential(1)}`).join('; ')}\n`);
+    process.stdout.write(
+      `max |Δ| vs transformers, ${fixture}: ${Object.entries(m)
+        .map(([k, v]) => `${k} ${v.toExponential(1)}`)
+        .join('; ')}\n`,
+    );
   }
 });

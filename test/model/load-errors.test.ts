@@ -12,7 +12,9 @@ import { fixturesDir } from '../helpers/fixtures.ts';
 const source = join(fixturesDir, 'tiny-mha-f32');
 
 /** A copy of tiny-mha-f32 whose weights went through `edit` (name → shape/bytes, or dropped). */
-function editedCheckpoint(edit: (name: string, shape: number[], bytes: Uint8Array) => { shape: number[]; bytes: Uint8Array } | null): string {
+function editedCheckpoint(
+  edit: (name: string, shape: number[], bytes: Uint8Array) => { shape: number[]; bytes: Uint8Array } | null,
+): string {
   const dir = mkdtempSync(join(tmpdir(), 'rose-load-'));
   copyFileSync(join(source, 'config.json'), join(dir, 'config.json'));
   const file = SafetensorsFile.open(join(source, 'model.safetensors'));
@@ -58,7 +60,11 @@ describe('checkpoint / config mismatches', () => {
 
   it('a shape that disagrees with config.json names the tensor and both shapes', () => {
     // Same bytes, transposed shape: the file is valid, only the config disagrees.
-    const e = loadError(editedCheckpoint((name, shape, bytes) => (name === 'model.layers.0.mlp.down_proj.weight' ? { shape: [shape[1], shape[0]], bytes } : { shape, bytes })));
+    const e = loadError(
+      editedCheckpoint((name, shape, bytes) =>
+        name === 'model.layers.0.mlp.down_proj.weight' ? { shape: [shape[1], shape[0]], bytes } : { shape, bytes },
+      ),
+    );
     expect(e.code).toBe('CHECKPOINT');
     expect(e.message).toContain('model.layers.0.mlp.down_proj.weight');
     expect(e.message).toContain('[172, 64]');

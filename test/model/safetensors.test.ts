@@ -109,7 +109,13 @@ describe('fixtures', () => {
   it('tiny-mha-f32: absolute offsets include the 8-byte prefix and the header', () => {
     const f = SafetensorsFile.open(join(FIXTURES, 'tiny-mha-f32', 'model.safetensors'));
     // header is 2144 bytes; embed_tokens follows lm_head (131072 bytes) in the data area.
-    expect(f.info('model.embed_tokens.weight')).toEqual({ name: 'model.embed_tokens.weight', dtype: 'F32', shape: [512, 64], begin: 8 + 2144 + 131072, end: 8 + 2144 + 262144 });
+    expect(f.info('model.embed_tokens.weight')).toEqual({
+      name: 'model.embed_tokens.weight',
+      dtype: 'F32',
+      shape: [512, 64],
+      begin: 8 + 2144 + 131072,
+      end: 8 + 2144 + 262144,
+    });
     f.close();
   });
 
@@ -169,7 +175,14 @@ const tensorArb = fc
     seed: fc.nat(255),
   })
   .filter((t) => t.name !== '__metadata__')
-  .map(({ name, dtype, shape, seed }): TensorToWrite => ({ name, dtype, shape, data: pattern(shape.reduce((a, b) => a * b, 1) * SIZE[dtype], seed) }));
+  .map(
+    ({ name, dtype, shape, seed }): TensorToWrite => ({
+      name,
+      dtype,
+      shape,
+      data: pattern(shape.reduce((a, b) => a * b, 1) * SIZE[dtype], seed),
+    }),
+  );
 
 describe('encodeSafetensors / writeSafetensors', () => {
   it('round-trips any set of tensors and metadata through fromBytes', () => {
@@ -303,7 +316,8 @@ describe('malformed files', () => {
   });
 
   it('malformed entries', () => {
-    const bad = (entry: unknown, message: string | RegExp, data = 8) => expectRose(() => open(rawFile({ 'w.0': entry }, data)), 'SAFETENSORS', message);
+    const bad = (entry: unknown, message: string | RegExp, data = 8) =>
+      expectRose(() => open(rawFile({ 'w.0': entry }, data)), 'SAFETENSORS', message);
     bad(5, /"w\.0".*not an object/);
     bad([1, 2], 'not an object');
     bad({ shape: [2], data_offsets: [0, 8] }, /"w\.0": dtype is missing/);
@@ -324,7 +338,11 @@ describe('malformed files', () => {
 
   it('offsets outside the data area', () => {
     expectRose(() => open(rawFile(good, 4)), 'SAFETENSORS', /"t".*\[0, 8\] run past the 4-byte data area/);
-    expectRose(() => open(rawFile({ t: { dtype: 'F32', shape: [1], data_offsets: [2 ** 52, 2 ** 52 + 4] } }, 8)), 'SAFETENSORS', 'run past');
+    expectRose(
+      () => open(rawFile({ t: { dtype: 'F32', shape: [1], data_offsets: [2 ** 52, 2 ** 52 + 4] } }, 8)),
+      'SAFETENSORS',
+      'run past',
+    );
     expectRose(() => open(rawFile({ t: { dtype: 'F32', shape: [1], data_offsets: [0, 1e300] } }, 8)), 'SAFETENSORS', 'data_offsets');
   });
 
@@ -338,7 +356,11 @@ describe('malformed files', () => {
     const twice = { b: { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, a: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } };
     expectRose(() => open(rawFile(twice, 4)), 'SAFETENSORS', 'overlap');
     // A tensor nested inside a longer one.
-    const nested = { big: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, x: { dtype: 'F32', shape: [1], data_offsets: [16, 20] }, small: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } };
+    const nested = {
+      big: { dtype: 'F32', shape: [4], data_offsets: [0, 16] },
+      x: { dtype: 'F32', shape: [1], data_offsets: [16, 20] },
+      small: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+    };
     expectRose(() => open(rawFile(nested, 20)), 'SAFETENSORS', /"big" and "small" overlap/);
   });
 
@@ -355,7 +377,11 @@ describe('malformed files', () => {
   });
 
   it('dtype size × shape must equal the byte span', () => {
-    expectRose(() => open(rawFile({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8)), 'SAFETENSORS', /"t": F32 \[3\] needs 12 bytes but data_offsets \[0, 8\] hold 8/);
+    expectRose(
+      () => open(rawFile({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8)),
+      'SAFETENSORS',
+      /"t": F32 \[3\] needs 12 bytes but data_offsets \[0, 8\] hold 8/,
+    );
     expectRose(() => open(rawFile({ t: { dtype: 'BF16', shape: [2, 2], data_offsets: [0, 4] } }, 8)), 'SAFETENSORS', 'needs 8 bytes');
     // The size of dtypes we never compute with is checked too.
     expectRose(() => open(rawFile({ t: { dtype: 'I64', shape: [1], data_offsets: [0, 4] } }, 8)), 'SAFETENSORS', 'I64 [1] needs 8 bytes');
@@ -365,7 +391,10 @@ describe('malformed files', () => {
   });
 
   it('huge shapes fail the size check without allocating or losing precision', () => {
-    const huge = (shape: number[], end = 8) => () => open(rawFile({ t: { dtype: 'F32', shape, data_offsets: [0, end] } }, 8));
+    const huge =
+      (shape: number[], end = 8) =>
+      () =>
+        open(rawFile({ t: { dtype: 'F32', shape, data_offsets: [0, end] } }, 8));
     expectRose(huge([2 ** 40, 2 ** 40]), 'SAFETENSORS', /\[1099511627776, 1099511627776\] needs an impossible number of bytes/);
     const many = expectRose(huge(Array(10_000).fill(2 ** 52)), 'SAFETENSORS', /impossible.*\(10000 dims\)|\(10000 dims\).*impossible/);
     expect(many.message.length).toBeLessThan(400); // the message stays readable
@@ -478,11 +507,13 @@ describe('properties', () => {
 
   it('mutations of a valid file (flipped bytes, truncation, a new length prefix) never throw anything but RoseError', () => {
     const mutation = fc.oneof(
-      fc.array(fc.tuple(fc.nat(BASE.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map((flips) => (b: Uint8Array) => {
-        const m = b.slice();
-        for (const [i, v] of flips) m[i] = v;
-        return m;
-      }),
+      fc
+        .array(fc.tuple(fc.nat(BASE.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 })
+        .map((flips) => (b: Uint8Array) => {
+          const m = b.slice();
+          for (const [i, v] of flips) m[i] = v;
+          return m;
+        }),
       fc.nat(BASE.length).map((len) => (b: Uint8Array) => b.slice(0, len)),
       fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map((n) => (b: Uint8Array) => {
         if (b.length < 8) return b;
@@ -514,7 +545,11 @@ describe('properties', () => {
       fc.property(
         fc.constantFrom(...keys),
         fc.constantFrom('dtype', 'shape', 'data_offsets', 'format', 'other'),
-        fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.array(fc.integer({ min: -(2 ** 60), max: 2 ** 60 }), { maxLength: 3 }), fc.constantFrom('I8', 'F64', 'F8_E4M3', 'BOOL', 'Q4')),
+        fc.oneof(
+          fc.jsonValue({ maxDepth: 2 }),
+          fc.array(fc.integer({ min: -(2 ** 60), max: 2 ** 60 }), { maxLength: 3 }),
+          fc.constantFrom('I8', 'F64', 'F8_E4M3', 'BOOL', 'Q4'),
+        ),
         (key, field, value) => {
           const h = structuredClone(header);
           h[key][field] = value as unknown;
@@ -598,7 +633,11 @@ describe('SafetensorsCheckpoint', () => {
 
   it('a folder with neither file, or no folder at all, is a CHECKPOINT error', () => {
     const dir = tmp();
-    const e = expectRose(() => SafetensorsCheckpoint.open(dir), 'CHECKPOINT', /neither model\.safetensors nor model\.safetensors\.index\.json/);
+    const e = expectRose(
+      () => SafetensorsCheckpoint.open(dir),
+      'CHECKPOINT',
+      /neither model\.safetensors nor model\.safetensors\.index\.json/,
+    );
     expect(e.hint).toMatch(/\.bin/);
     expectRose(() => SafetensorsCheckpoint.open(join(dir, 'missing')), 'CHECKPOINT', 'does not exist');
     const file = join(dir, 'file.safetensors');

@@ -44,7 +44,7 @@ describe.skipIf(!probe)('GPU faults (injected)', () => {
     expect((error as RoseError).message).toMatch(/llvmpipe|swiftshader|webgpu/i);
   });
 
-  it('a lost device mid-generation: --backend auto warns, falls back to the CPU, and the answer is the CPU\'s', async () => {
+  it("a lost device mid-generation: --backend auto warns, falls back to the CPU, and the answer is the CPU's", async () => {
     const warnings: string[] = [];
     const rose = await open('auto', warnings);
     expect(rose.backend.name).toBe('webgpu');

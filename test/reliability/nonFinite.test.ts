@@ -74,7 +74,12 @@ describe.each(backends.map((b) => [b.name, b] as const))('non-finite logits (%s)
     const probs = backend.alloc([V]);
     const params = { alphas: [0.5, 0.5], temperature: 1, beta: 0, uniform: 0.5 };
     const data = Float32Array.from({ length: 3 * V }, (_, i) => Math.sin(i));
-    for (const [row, value, want] of [[-1, 0, -1], [2, Infinity, 2], [1, NaN, 1], [0, -Infinity, 0]] as const) {
+    for (const [row, value, want] of [
+      [-1, 0, -1],
+      [2, Infinity, 2],
+      [1, NaN, 1],
+      [0, -Infinity, 0],
+    ] as const) {
       const d = data.slice();
       if (row >= 0) d[row * V + 123] = value;
       backend.write(logits, d);

@@ -74,9 +74,11 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
     page.on('console', (m) => pageLog.push(`[console.${m.type()}] ${m.text()}`));
     page.on('pageerror', (e) => pageLog.push(`[pageerror] ${e.message}`));
     await page.goto(`${server.url}index.html`, { timeout: 30_000 });
-    await page.waitForFunction(() => 'roseWeb' in window, undefined, { timeout: 30_000 }).catch((e: Error) => {
-      throw new Error(`the page never defined window.roseWeb (bundle failed to load?): ${e.message}\n${pageLog.join('\n')}`);
-    });
+    await page
+      .waitForFunction(() => 'roseWeb' in window, undefined, { timeout: 30_000 })
+      .catch((e: Error) => {
+        throw new Error(`the page never defined window.roseWeb (bundle failed to load?): ${e.message}\n${pageLog.join('\n')}`);
+      });
   });
 
   afterAll(async () => {
@@ -86,7 +88,9 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
   });
 
   it('has Chromium to run in', () => {
-    expect(HAVE_CHROMIUM, `no Chromium at ${CHROMIUM}: CI must run the browser test; add chromium to the apt install in .ci/run`).toBe(true);
+    expect(HAVE_CHROMIUM, `no Chromium at ${CHROMIUM}: CI must run the browser test; add chromium to the apt install in .ci/run`).toBe(
+      true,
+    );
   });
 
   it.skipIf(!HAVE_CHROMIUM)('gets a WebGPU adapter from navigator.gpu', async () => {
@@ -102,10 +106,12 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
     const tRun = performance.now();
     let got: CheckResult;
     try {
-      got = await page!.evaluate(
-        (req) => (window as unknown as { roseWeb: RoseWebApi }).roseWeb.runCheck(req),
-        { checkpoint: `fixtures/${FIXTURE}/`, rows, alpha: ALPHA, steps: run.steps },
-      );
+      got = await page!.evaluate((req) => (window as unknown as { roseWeb: RoseWebApi }).roseWeb.runCheck(req), {
+        checkpoint: `fixtures/${FIXTURE}/`,
+        rows,
+        alpha: ALPHA,
+        steps: run.steps,
+      });
     } catch (e) {
       throw new Error(`${(e as Error).message}\npage log:\n${pageLog.join('\n')}`);
     }
@@ -145,9 +151,13 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
 
     const max = Math.max(...Object.values(measured));
     process.stdout.write(
-      `browser max |Δ| vs transformers (${FIXTURE}): ${Object.entries(measured).map(([k, v]) => `${k} ${v.toExponential(2)}`).join('; ')}; ` +
+      `browser max |Δ| vs transformers (${FIXTURE}): ${Object.entries(measured)
+        .map(([k, v]) => `${k} ${v.toExponential(2)}`)
+        .join('; ')}; ` +
         `overall ${max.toExponential(2)} (bar ${LOGIT_TOL})\n` +
-        `browser timings: ${inPage} s in the page (ms: ${Object.entries(got.ms).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')})\n`,
+        `browser timings: ${inPage} s in the page (ms: ${Object.entries(got.ms)
+          .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+          .join(', ')})\n`,
     );
   });
 });

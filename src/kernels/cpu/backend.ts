@@ -79,8 +79,12 @@ export class CpuBackend implements Backend {
   constructor(opts: CpuBackendOptions = {}) {
     this.threads = opts.threads ?? 1;
     this.variant = opts.variant ?? 'auto';
-    if (![1, 2, 3, 'auto'].includes(this.variant)) throw new RoseError('INPUT', `matmul variant must be 1, 2, 3 or auto, got ${String(this.variant)}`);
-    this.pool = this.threads === 1 ? undefined : new CpuPool({ threads: this.threads, minParallelWork: opts.minParallelWork, spinMicros: opts.spinMicros });
+    if (![1, 2, 3, 'auto'].includes(this.variant))
+      throw new RoseError('INPUT', `matmul variant must be 1, 2, 3 or auto, got ${String(this.variant)}`);
+    this.pool =
+      this.threads === 1
+        ? undefined
+        : new CpuPool({ threads: this.threads, minParallelWork: opts.minParallelWork, spinMicros: opts.spinMicros });
     const v = this.variant === 'auto' ? 'auto (v2 for M ≤ 8, else v3)' : `v${this.variant}`;
     this.description = `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, matmul ${v}, Node ${process.versions.node})`;
   }

@@ -43,8 +43,7 @@ export type VariantChoice = MatmulVariant | 'auto';
 /** 'auto' takes v2 up to this many activation rows (decode: 1 row, or 1 + k for ROSE) and v3 above. */
 export const AUTO_V2_MAX_M = 8;
 
-export const pickVariant = (choice: VariantChoice, M: number): MatmulVariant =>
-  choice === 'auto' ? (M <= AUTO_V2_MAX_M ? 2 : 3) : choice;
+export const pickVariant = (choice: VariantChoice, M: number): MatmulVariant => (choice === 'auto' ? (M <= AUTO_V2_MAX_M ? 2 : 3) : choice);
 
 /** A matmul kernel restricted to output rows [n0, n1). */
 export type MatmulKernel = (
@@ -99,7 +98,16 @@ export function matmulV2(
 }
 
 /** One output: row n of w · activation row m (the remainder path). */
-function rows1x1(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, N: number, K: number, n: number, m: number): void {
+function rows1x1(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  N: number,
+  K: number,
+  n: number,
+  m: number,
+): void {
   const p = n * K;
   const q = m * K;
   let a = 0;
@@ -109,8 +117,22 @@ function rows1x1(out: Float32Array, x: Float32Array, w: Float32Array, bias: Floa
 
 /** Rows n..n+7 of w · activation row 0 (M = 1, so out is (1, N)). */
 function rows8x1(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, K: number, n: number): void {
-  const p0 = n * K, p1 = p0 + K, p2 = p1 + K, p3 = p2 + K, p4 = p3 + K, p5 = p4 + K, p6 = p5 + K, p7 = p6 + K;
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  const p0 = n * K,
+    p1 = p0 + K,
+    p2 = p1 + K,
+    p3 = p2 + K,
+    p4 = p3 + K,
+    p5 = p4 + K,
+    p6 = p5 + K,
+    p7 = p6 + K;
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0,
+    a4 = 0,
+    a5 = 0,
+    a6 = 0,
+    a7 = 0;
   for (let k = 0; k < K; k++) {
     const xv = x[k];
     a0 += xv * w[p0 + k];
@@ -144,10 +166,25 @@ function rows8x1(out: Float32Array, x: Float32Array, w: Float32Array, bias: Floa
 }
 
 /** Rows n..n+3 of w · activation row m. */
-function rows4x1(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, N: number, K: number, n: number, m: number): void {
-  const p0 = n * K, p1 = p0 + K, p2 = p1 + K, p3 = p2 + K;
+function rows4x1(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  N: number,
+  K: number,
+  n: number,
+  m: number,
+): void {
+  const p0 = n * K,
+    p1 = p0 + K,
+    p2 = p1 + K,
+    p3 = p2 + K;
   const q = m * K;
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0;
   for (let k = 0; k < K; k++) {
     const xv = x[q + k];
     a0 += xv * w[p0 + k];
@@ -170,10 +207,30 @@ function rows4x1(out: Float32Array, x: Float32Array, w: Float32Array, bias: Floa
 }
 
 /** Rows n..n+3 of w · activation rows m and m+1: 8 accumulators, 6 loads per 8 multiply-adds. */
-function rows4x2(out: Float32Array, x: Float32Array, w: Float32Array, bias: Float32Array | undefined, N: number, K: number, n: number, m: number): void {
-  const p0 = n * K, p1 = p0 + K, p2 = p1 + K, p3 = p2 + K;
-  const q0 = m * K, q1 = q0 + K;
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+function rows4x2(
+  out: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  N: number,
+  K: number,
+  n: number,
+  m: number,
+): void {
+  const p0 = n * K,
+    p1 = p0 + K,
+    p2 = p1 + K,
+    p3 = p2 + K;
+  const q0 = m * K,
+    q1 = q0 + K;
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0,
+    b0 = 0,
+    b1 = 0,
+    b2 = 0,
+    b3 = 0;
   for (let k = 0; k < K; k++) {
     const xa = x[q0 + k];
     const xb = x[q1 + k];
@@ -193,7 +250,10 @@ function rows4x2(out: Float32Array, x: Float32Array, w: Float32Array, bias: Floa
   const o = m * N + n;
   const o2 = o + N;
   if (bias) {
-    const c0 = bias[n], c1 = bias[n + 1], c2 = bias[n + 2], c3 = bias[n + 3];
+    const c0 = bias[n],
+      c1 = bias[n + 1],
+      c2 = bias[n + 2],
+      c3 = bias[n + 3];
     out[o] = a0 + c0;
     out[o + 1] = a1 + c1;
     out[o + 2] = a2 + c2;
@@ -285,17 +345,45 @@ function rows4x3(
   acc: Float64Array | undefined,
   a: number,
 ): void {
-  const p0 = n * K, p1 = p0 + K, p2 = p1 + K, p3 = p2 + K;
-  const q0 = m * K, q1 = q0 + K, q2 = q1 + K;
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  const p0 = n * K,
+    p1 = p0 + K,
+    p2 = p1 + K,
+    p3 = p2 + K;
+  const q0 = m * K,
+    q1 = q0 + K,
+    q2 = q1 + K;
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0,
+    b0 = 0,
+    b1 = 0,
+    b2 = 0,
+    b3 = 0,
+    c0 = 0,
+    c1 = 0,
+    c2 = 0,
+    c3 = 0;
   if (k0 > 0) {
     const s = acc!;
-    a0 = s[a]; a1 = s[a + 1]; a2 = s[a + 2]; a3 = s[a + 3];
-    b0 = s[a + 4]; b1 = s[a + 5]; b2 = s[a + 6]; b3 = s[a + 7];
-    c0 = s[a + 8]; c1 = s[a + 9]; c2 = s[a + 10]; c3 = s[a + 11];
+    a0 = s[a];
+    a1 = s[a + 1];
+    a2 = s[a + 2];
+    a3 = s[a + 3];
+    b0 = s[a + 4];
+    b1 = s[a + 5];
+    b2 = s[a + 6];
+    b3 = s[a + 7];
+    c0 = s[a + 8];
+    c1 = s[a + 9];
+    c2 = s[a + 10];
+    c3 = s[a + 11];
   }
   for (let k = k0; k < k1; k++) {
-    const w0 = w[p0 + k], w1 = w[p1 + k], w2 = w[p2 + k], w3 = w[p3 + k];
+    const w0 = w[p0 + k],
+      w1 = w[p1 + k],
+      w2 = w[p2 + k],
+      w3 = w[p3 + k];
     let xv = x[q0 + k];
     a0 += xv * w0;
     a1 += xv * w1;
@@ -314,14 +402,28 @@ function rows4x3(
   }
   if (k1 < K) {
     const s = acc!;
-    s[a] = a0; s[a + 1] = a1; s[a + 2] = a2; s[a + 3] = a3;
-    s[a + 4] = b0; s[a + 5] = b1; s[a + 6] = b2; s[a + 7] = b3;
-    s[a + 8] = c0; s[a + 9] = c1; s[a + 10] = c2; s[a + 11] = c3;
+    s[a] = a0;
+    s[a + 1] = a1;
+    s[a + 2] = a2;
+    s[a + 3] = a3;
+    s[a + 4] = b0;
+    s[a + 5] = b1;
+    s[a + 6] = b2;
+    s[a + 7] = b3;
+    s[a + 8] = c0;
+    s[a + 9] = c1;
+    s[a + 10] = c2;
+    s[a + 11] = c3;
     return;
   }
-  const o = m * N + n, o2 = o + N, o3 = o2 + N;
+  const o = m * N + n,
+    o2 = o + N,
+    o3 = o2 + N;
   if (bias) {
-    const d0 = bias[n], d1 = bias[n + 1], d2 = bias[n + 2], d3 = bias[n + 3];
+    const d0 = bias[n],
+      d1 = bias[n + 1],
+      d2 = bias[n + 2],
+      d3 = bias[n + 3];
     out[o] = a0 + d0;
     out[o + 1] = a1 + d1;
     out[o + 2] = a2 + d2;
@@ -365,12 +467,21 @@ function rows4x1Acc(
   acc: Float64Array | undefined,
   a: number,
 ): void {
-  const p0 = n * K, p1 = p0 + K, p2 = p1 + K, p3 = p2 + K;
+  const p0 = n * K,
+    p1 = p0 + K,
+    p2 = p1 + K,
+    p3 = p2 + K;
   const q = m * K;
-  let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  let a0 = 0,
+    a1 = 0,
+    a2 = 0,
+    a3 = 0;
   if (k0 > 0) {
     const s = acc!;
-    a0 = s[a]; a1 = s[a + 1]; a2 = s[a + 2]; a3 = s[a + 3];
+    a0 = s[a];
+    a1 = s[a + 1];
+    a2 = s[a + 2];
+    a3 = s[a + 3];
   }
   for (let k = k0; k < k1; k++) {
     const xv = x[q + k];
@@ -381,7 +492,10 @@ function rows4x1Acc(
   }
   if (k1 < K) {
     const s = acc!;
-    s[a] = a0; s[a + 1] = a1; s[a + 2] = a2; s[a + 3] = a3;
+    s[a] = a0;
+    s[a + 1] = a1;
+    s[a + 2] = a2;
+    s[a + 3] = a3;
     return;
   }
   const o = m * N + n;

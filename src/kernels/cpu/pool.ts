@@ -125,7 +125,11 @@ const workerUrl = new URL('./poolWorker.ts', import.meta.url);
  */
 function workerEntry(): URL {
   if (!workerUrl.pathname.endsWith('.ts')) return workerUrl;
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const tsxApi = pathToFileURL(
+    createRequire(import.meta.url)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
   const code = `
 import { workerData } from 'node:worker_threads';
 try {
@@ -330,7 +334,11 @@ export class CpuPool {
     let id = this.ids.get(a);
     if (id !== undefined) return id;
     if (!isShared(a)) {
-      throw new RoseError('BACKEND', `CPU worker pool: the ${what} array is not in shared memory`, 'allocate it with sharedF32() / toShared()');
+      throw new RoseError(
+        'BACKEND',
+        `CPU worker pool: the ${what} array is not in shared memory`,
+        'allocate it with sharedF32() / toShared()',
+      );
     }
     id = this.nextId++;
     this.ids.set(a, id);

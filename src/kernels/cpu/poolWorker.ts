@@ -37,7 +37,17 @@ function runMatmul(): void {
   const biasId = ctrl[CTRL.BIAS];
   const n0 = ctrl[CTRL.ROWS + 2 * index];
   const n1 = ctrl[CTRL.ROWS + 2 * index + 1];
-  matmulKernels[variant](get(ctrl[CTRL.OUT]), get(ctrl[CTRL.X]), get(ctrl[CTRL.W]), biasId < 0 ? undefined : get(biasId), ctrl[CTRL.M], ctrl[CTRL.N], ctrl[CTRL.K], n0, n1);
+  matmulKernels[variant](
+    get(ctrl[CTRL.OUT]),
+    get(ctrl[CTRL.X]),
+    get(ctrl[CTRL.W]),
+    biasId < 0 ? undefined : get(biasId),
+    ctrl[CTRL.M],
+    ctrl[CTRL.N],
+    ctrl[CTRL.K],
+    n0,
+    n1,
+  );
 }
 
 let seen = 0;

@@ -155,7 +155,11 @@ export class GpuContext {
     try {
       buffer = this.device.createBuffer({ size, usage, mappedAtCreation: mapped });
     } catch (e) {
-      throw new RoseError('LIMIT', `out of WebGPU memory allocating ${size} bytes: ${(e as Error).message}`, 'use a smaller checkpoint, batch or context');
+      throw new RoseError(
+        'LIMIT',
+        `out of WebGPU memory allocating ${size} bytes: ${(e as Error).message}`,
+        'use a smaller checkpoint, batch or context',
+      );
     } finally {
       this.pendingErrors.push(this.device.popErrorScope().then((error) => ({ error, oom: true })));
     }
@@ -167,7 +171,11 @@ export class GpuContext {
     const bytes = numel(shape) * 4;
     const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
     if (bytes > max) {
-      throw new RoseError('LIMIT', `a tensor of shape [${shape}] needs ${bytes} bytes, over this device's ${max}-byte binding limit`, 'use a shorter context or a smaller batch');
+      throw new RoseError(
+        'LIMIT',
+        `a tensor of shape [${shape}] needs ${bytes} bytes, over this device's ${max}-byte binding limit`,
+        'use a shorter context or a smaller batch',
+      );
     }
     return new GpuTensor(shape, this.createBuf(bytes, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST));
   }
@@ -311,7 +319,12 @@ export class GpuContext {
     const e = errs.find((x) => x.error);
     if (e?.oom) throw new RoseError('LIMIT', `out of WebGPU memory: ${e.error!.message}`, 'use a smaller checkpoint, batch or context');
     // Dawn's messages span lines (WGSL diagnostics); the CLI prints errors as one line.
-    if (e) throw new RoseError('BACKEND', `WebGPU error on ${this.adapter}: ${e.error!.message.replace(/\s+/g, ' ').trim()}`, 'this is a bug in a WebGPU kernel or the adapter: please report it; --backend cpu avoids it');
+    if (e)
+      throw new RoseError(
+        'BACKEND',
+        `WebGPU error on ${this.adapter}: ${e.error!.message.replace(/\s+/g, ' ').trim()}`,
+        'this is a bug in a WebGPU kernel or the adapter: please report it; --backend cpu avoids it',
+      );
   }
 
   /**
@@ -343,7 +356,12 @@ export class GpuContext {
 
   private assertUsable(): void {
     if (this.destroyed) throw new RoseError('BACKEND', 'the WebGPU backend was destroyed');
-    if (this.lostReason) throw new RoseError('BACKEND', `the WebGPU device on ${this.adapter} was lost (${this.lostReason})`, 'run again, or use --backend cpu');
+    if (this.lostReason)
+      throw new RoseError(
+        'BACKEND',
+        `the WebGPU device on ${this.adapter} was lost (${this.lostReason})`,
+        'run again, or use --backend cpu',
+      );
   }
 
   private grid(groups: number | readonly [number, number]): [number, number] {
@@ -436,7 +454,10 @@ export class GpuContext {
     // WebGPU forbids a buffer bound writable and also bound elsewhere in the same dispatch.
     bufs.forEach((b, i) => {
       if (spec.access[i] === 'w' && bufs.some((o, j) => j !== i && o.id === b.id)) {
-        throw new RoseError('BACKEND', `${spec.key.split('|')[0]}: an output tensor is also an input; the WebGPU backend needs distinct tensors`);
+        throw new RoseError(
+          'BACKEND',
+          `${spec.key.split('|')[0]}: an output tensor is also an input; the WebGPU backend needs distinct tensors`,
+        );
       }
     });
     const key = `${spec.access}|${this.arena.id}|${bufs.map((b) => b.id).join(',')}`;

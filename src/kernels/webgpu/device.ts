@@ -141,7 +141,14 @@ function browserCandidates(): Candidate[] {
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   const make = async (): Promise<GPU | string> => gpu ?? 'navigator.gpu is undefined (no WebGPU in this browser)';
   return [
-    { choice: 'gpu', backend: 'browser', featureLevel: 'core', makeGpu: make, options: { powerPreference: 'high-performance' }, acceptSoftware: true },
+    {
+      choice: 'gpu',
+      backend: 'browser',
+      featureLevel: 'core',
+      makeGpu: make,
+      options: { powerPreference: 'high-performance' },
+      acceptSoftware: true,
+    },
   ];
 }
 
