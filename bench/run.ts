@@ -326,7 +326,7 @@ const results: Results = {
 };
 mkdirSync(outDir, { recursive: true });
 const base = join(outDir, `${machine}-${date}${quick ? '-quick' : ''}`);
-writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');
-writeFileSync(`${base}.md`, toMarkdown(results) + '\n');
+writeFileSync(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(`${base}.md`, `${toMarkdown(results)}\n`);
 lg(`wrote ${base}.json and ${base}.md`);
-process.stdout.write(toMarkdown(results) + '\n');
+process.stdout.write(`${toMarkdown(results)}\n`);

@@ -103,7 +103,7 @@ export class Rose {
       error.code !== 'BACKEND'
     )
       return false;
-    const warn = this.opts.warn ?? ((line: string) => process.stderr.write(line + '\n'));
+    const warn = this.opts.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
     warn(`rose: WARNING: ${error.message}; falling back to the CPU backend and running this request again there`);
     try {
       this.backend.destroy();

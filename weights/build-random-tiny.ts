@@ -41,7 +41,7 @@ import { seededGaussian as gaussian } from '../src/decode/random.ts';
 const OUT = process.argv[2] ?? join(import.meta.dirname, 'random-tiny');
 const SPECIALS = ['<unk>', '<s>', '</s>'] as const; // ids 0, 1, 2
 const VOCAB_SIZE = 768; // 3 specials + 256 bytes + 509 merges
-const MERGES = VOCAB_SIZE - SPECIALS.length - 256;
+const _MERGES = VOCAB_SIZE - SPECIALS.length - 256;
 const SEED = 20240218; // the ROSE preprint's month, as a memorable constant
 
 /** The paper's plain template as a Jinja chat template: system → P, user → "\nHuman:\n{q}\n\n". */
@@ -164,18 +164,28 @@ function trainBpe(corpus: string): Trained {
     }
     let best: string | undefined;
     let bestN = 0;
-    for (const [key, n] of pairs) if (n > bestN || (n === bestN && best !== undefined && key < best)) (best = key), (bestN = n);
+    for (const [key, n] of pairs) {
+      if (n > bestN || (n === bestN && best !== undefined && key < best)) {
+        best = key;
+        bestN = n;
+      }
+    }
     if (best === undefined) throw new Error(`the corpus ran out of pairs after ${merges.length} merges; make it longer`);
     const [a, b] = best.split(' ') as [string, string];
     merges.push([a, b]);
     const merged = a + b;
-    if (!known.has(merged)) known.add(merged), vocab.push(merged);
+    if (!known.has(merged)) {
+      known.add(merged);
+      vocab.push(merged);
+    }
     for (const w of words) {
       const s = w.syms;
       const out: string[] = [];
       for (let i = 0; i < s.length; i++) {
-        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) out.push(merged), i++;
-        else out.push(s[i]);
+        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) {
+          out.push(merged);
+          i++;
+        } else out.push(s[i]);
       }
       w.syms = out;
     }

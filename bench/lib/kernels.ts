@@ -129,7 +129,10 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
 
   const cpuVariants: (MatmulVariant | 'auto')[] = be instanceof CpuBackend && opts.variants ? ['auto', 1, 2, 3] : ['auto'];
   const matmulWith = (variant: MatmulVariant | 'auto', out: Tensor, xt: Tensor, wt: Weight, M: number): void => {
-    if (variant === 'auto' || !(be instanceof CpuBackend)) return be.matmul(out, xt, wt);
+    if (variant === 'auto' || !(be instanceof CpuBackend)) {
+      be.matmul(out, xt, wt);
+      return;
+    }
     const [N, K] = wt.shape;
     const o = (out as CpuTensor).data,
       xa = (xt as CpuTensor).data,

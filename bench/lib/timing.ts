@@ -70,5 +70,5 @@ export async function interleaved(fns: readonly (() => unknown | Promise<unknown
 export const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 export const log = (line: string): void => {
-  process.stderr.write(line + '\n');
+  process.stderr.write(`${line}\n`);
 };

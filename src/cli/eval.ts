@@ -59,7 +59,7 @@ export async function evalCommand(o: EvalCliOptions): Promise<number> {
       },
     });
     bar?.stop();
-    process.stdout.write(formatSummary(outcome.summary) + '\n');
+    process.stdout.write(`${formatSummary(outcome.summary)}\n`);
     return outcome.interrupted ? 130 : 0;
   } finally {
     process.off('SIGINT', onSigint);

@@ -108,7 +108,10 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
     threads: o.threads,
     onProgress: (done, total) => {
       if (!bar) return;
-      if (!started) bar.start(total, 0), (started = true);
+      if (!started) {
+        bar.start(total, 0);
+        started = true;
+      }
       bar.update(done);
       if (done === total) bar.stop();
     },
@@ -148,13 +151,13 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
         tokensPerSecond: a.tokensPerSecond,
       });
       out(
-        JSON.stringify({
+        `${JSON.stringify({
           model: o.model,
           backend: rose.backend.description,
           alpha: opts.alpha ?? 0.5,
           ...view(rose1),
           ...(plain ? { plain: view(plain) } : {}),
-        }) + '\n',
+        })}\n`,
       );
       return;
     }

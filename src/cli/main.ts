@@ -52,7 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--out <file>', 'output .safetensors: one F32 tensor logits.<row> of shape [T_row, vocab] per row')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
     .action(async (opts) => {
-      process.stdout.write((await logitsCommand(opts)) + '\n');
+      process.stdout.write(`${await logitsCommand(opts)}\n`);
     });
 
   program

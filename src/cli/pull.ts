@@ -20,7 +20,7 @@ export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
   let v = n;
-  while (v >= 1000 && i < units.length - 1) (v /= 1000), i++;
+  for (; v >= 1000 && i < units.length - 1; i++) v /= 1000;
   return i === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
@@ -108,6 +108,6 @@ export function registerPull(program: Command): Command {
     .option('--hub-url <url>', 'Hub base URL (default: $HF_ENDPOINT, else https://huggingface.co)')
     .option('--token <token>', 'access token for a private or gated repo (default: $HF_TOKEN, which keeps it out of the shell history)')
     .action(async (repoId: string, opts: PullCliOptions) => {
-      process.stdout.write((await pullCommand(repoId, opts)) + '\n');
+      process.stdout.write(`${await pullCommand(repoId, opts)}\n`);
     });
 }

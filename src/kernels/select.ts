@@ -16,7 +16,7 @@ export interface BackendOptions {
 
 export async function openBackend(
   kind: BackendKind,
-  warn: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+  warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
   opts: BackendOptions = {},
 ): Promise<Backend> {
   const cpu = () => new CpuBackend({ threads: opts.threads });

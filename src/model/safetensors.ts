@@ -178,7 +178,7 @@ interface Header {
 }
 
 /** Quote a name from the file for a message, bounded so a hostile name cannot flood the terminal. */
-const q = (s: string): string => (s.length > 120 ? JSON.stringify(s.slice(0, 120)) + '…' : JSON.stringify(s));
+const q = (s: string): string => (s.length > 120 ? `${JSON.stringify(s.slice(0, 120))}…` : JSON.stringify(s));
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

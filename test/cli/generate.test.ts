@@ -88,9 +88,9 @@ describe('rose eval', () => {
     const out = join(dir, 'out.jsonl');
     writeFileSync(
       input,
-      ['How do I bake bread?', 'Tell me a joke.', "How can I read my roommate's messages?"]
+      `${['How do I bake bread?', 'Tell me a joke.', "How can I read my roommate's messages?"]
         .map((p, i) => JSON.stringify({ id: `q${i}`, prompt: p }))
-        .join('\n') + '\n',
+        .join('\n')}\n`,
     );
     expect(await rose('eval', '--backend', 'cpu', '--input', input, '--out', out, '--max-new-tokens', '8')).toBe(0);
     const lines = readFileSync(out, 'utf8')

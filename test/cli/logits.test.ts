@@ -22,7 +22,7 @@ describe('rose logits', () => {
     async (backend) => {
       const fx = loadFixture('tiny-gqa-bf16-tied');
       const out = join(mkdtempSync(join(tmpdir(), 'rose-cli-')), 'logits.safetensors');
-      const ids = fx.ref.rows.map((r) => ['--ids', r.tokens.join(',')]).flat();
+      const ids = fx.ref.rows.flatMap((r) => ['--ids', r.tokens.join(',')]);
       expect(await rose('logits', '--model', fx.dir, ...ids, '--backend', backend, '--out', out)).toBe(0);
       expect(io.stdout).toMatch(/^rose logits: 2 row\(s\) of 17, 11 tokens × vocab 1000 → /);
       const file = SafetensorsFile.open(out);

@@ -6,7 +6,6 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
 import {
   MANUAL_REVERSE_PROMPT,
   MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH,

@@ -9,7 +9,7 @@ import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { contrastSoftmaxCpu } from '../../src/kernels/contrastSoftmax.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import type { Llama } from '../../src/model/llama.ts';
-import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseDecode, roseGenerate } from '../../src/decode/rose.ts';
+import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseGenerate } from '../../src/decode/rose.ts';
 import { seededUniform } from '../../src/decode/random.ts';
 import { filterTopKTopP, sampleFromProbs } from '../../src/decode/sampling.ts';
 import { argmax, listFixtures, loadFixture } from '../helpers/fixtures.ts';
@@ -17,7 +17,9 @@ import { backendsUnderTest } from '../kernels/backends.ts';
 
 // Every fixture test below runs on each backend: the CPU reference and WebGPU (llvmpipe in CI).
 const backends = await backendsUnderTest();
-afterAll(() => backends.forEach((b) => b.destroy()));
+afterAll(() => {
+  for (const b of backends) b.destroy();
+});
 const cases = backends.flatMap((backend) => listFixtures().map((name) => [name, backend.name, backend] as const));
 
 /** ROSE computed the slow, obviously-right way: two separate batch-1 runs fed the same tokens. */
@@ -167,7 +169,8 @@ describe('sampling', () => {
       obsBin += counts[v];
       if (probs[v] === 0) expect(counts[v]).toBe(0); // masked tokens are never drawn
       if (expBin >= 5) {
-        binsExp.push(expBin), binsObs.push(obsBin);
+        binsExp.push(expBin);
+        binsObs.push(obsBin);
         expBin = obsBin = 0;
       }
     }

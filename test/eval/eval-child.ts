@@ -21,7 +21,7 @@ export function fakeResponses(id: string | number, prompt: string): { plain: Dec
     n % 4 === 0
       ? "I'm sorry, but I can't help with that."
       : `Sure! Here is how to ${prompt.toLowerCase()}:\n1. "Step one" — ünïcødé ${n % 97}`;
-  const roseText = n % 4 === 3 ? `Here you go: ${prompt}\n\tdone.` : 'I cannot assist with that request. ' + '✓'.repeat(n % 5);
+  const roseText = n % 4 === 3 ? `Here you go: ${prompt}\n\tdone.` : `I cannot assist with that request. ${'✓'.repeat(n % 5)}`;
   const decoding = (text: string, salt: number): DecodingOutput => ({
     text,
     tokenCount: text.split(/\s+/).length,

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { seededUniform } from '../../src/decode/random.ts';
 import { readEvalOutput, readPrompts, type EvalLine } from '../../src/eval/jsonl.ts';
 import { DEFAULT_REFUSAL_PHRASES, GCG_TEST_PREFIXES, isRefusal, loadRefusalPhrases, matchRefusal } from '../../src/eval/refusal.ts';
-import { formatSummary, runEval, summarize, type EvalRunFn, type RunOutput } from '../../src/eval/runner.ts';
+import { formatSummary, runEval, summarize, type EvalRunFn } from '../../src/eval/runner.ts';
 import { isRoseError } from '../../src/errors.ts';
 import { CHILD_EXTRA, fakeResponses, fakeRun as childRun } from './eval-child.ts';
 
@@ -25,7 +25,7 @@ function promptsFile(dir: string, n: number, name = 'prompts.jsonl'): string {
   const lines = Array.from({ length: n }, (_, i) =>
     JSON.stringify({ id: i % 2 ? `p${i}` : i, prompt: `Explain topic ${i}`, category: `c${i % 3}` }),
   );
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
 
@@ -64,7 +64,7 @@ const evalLine = (id: string | number, plain = 'Sure.', rose = 'I cannot.'): Eva
   alpha: 0.5,
   input: {},
 });
-const jsonl = (lines: readonly EvalLine[]) => lines.map((l) => JSON.stringify(l) + '\n').join('');
+const jsonl = (lines: readonly EvalLine[]) => lines.map((l) => `${JSON.stringify(l)}\n`).join('');
 
 describe('refusal metric', () => {
   it('matches any phrase, case-insensitively, anywhere in the text', () => {
@@ -236,7 +236,7 @@ describe('torn-line repair', () => {
   });
 
   it('a last line of NUL bytes (power loss after the size grew) is dropped, newline or not', () => {
-    for (const tail of ['\0'.repeat(100), '\0'.repeat(99) + '\n', '{"id": 4, "pro' + '\0'.repeat(20) + '\n']) {
+    for (const tail of ['\0'.repeat(100), `${'\0'.repeat(99)}\n`, `{"id": 4, "pro${'\0'.repeat(20)}\n`]) {
       const { path, log } = setup(jsonl(good) + tail);
       expect(readEvalOutput(path, log).lines).toEqual(good);
       expect(readFileSync(path, 'utf8')).toBe(jsonl(good));
@@ -253,8 +253,8 @@ describe('torn-line repair', () => {
 
   it('damage anywhere but the tail is an error and the file is left untouched', () => {
     const cases: [string, RegExp][] = [
-      [jsonl([good[0]]) + '{"id": 2, "pro\n' + jsonl([good[2]]), /out\.jsonl:2: invalid JSON in the middle/],
-      [jsonl([good[0]]) + '{"id": 2, "prompt": "x"}\n' + jsonl([good[2]]), /out\.jsonl:2: not an eval output line/],
+      [`${jsonl([good[0]])}{"id": 2, "pro\n${jsonl([good[2]])}`, /out\.jsonl:2: invalid JSON in the middle/],
+      [`${jsonl([good[0]])}{"id": 2, "prompt": "x"}\n${jsonl([good[2]])}`, /out\.jsonl:2: not an eval output line/],
       [jsonl([good[0], good[1], good[0]]), /out\.jsonl:3: duplicate id 1 \(first on line 1\)/],
       // the prompts file passed as the output by mistake: complete lines that are not ours, not a torn tail
       ['{"id": 1, "prompt": "a"}\n{"id": 2, "prompt": "b"}', /out\.jsonl:1: not an eval output line/],
@@ -357,7 +357,15 @@ describe('runEval in process', () => {
 
     const ran: (string | number)[] = [];
     const logs: string[] = [];
-    const second = await runEval({ input, output, run: (p, row, s) => (ran.push(row.id), fakeRun(p, row, s)), log: (m) => logs.push(m) });
+    const second = await runEval({
+      input,
+      output,
+      run: (p, row, s) => {
+        ran.push(row.id);
+        return fakeRun(p, row, s);
+      },
+      log: (m) => logs.push(m),
+    });
     expect(ran).toEqual(['p3', 4, 'p5', 6, 'p7']);
     expect(second).toMatchObject({ interrupted: false, total: 8, done: 8, resumed: 3, written: 5 });
     expect(second.summary.count).toBe(8); // the earlier run's lines count too
@@ -601,7 +609,7 @@ describe('kill and resume (child processes)', () => {
       const next = refLines[done];
       if (planted === null && next !== undefined && rand() < 0.3) {
         const piece = next.slice(0, 1 + Math.floor(rand() * (next.length - 1)));
-        planted = rand() < 0.5 ? piece : piece + '\0'.repeat(16) + '\n';
+        planted = rand() < 0.5 ? piece : `${piece + '\0'.repeat(16)}\n`;
         appendFileSync(output, planted);
         tornPlanted++;
       }

@@ -425,7 +425,10 @@ describe('rose pull', { timeout: 10_000 }, () => {
 
   it('`rose pull` prints a one-line summary on stdout', async () => {
     let out = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      out += String(s);
+      return true;
+    });
     const program = new Command().exitOverride();
     registerPull(program);
     const dir = freshDir();
@@ -442,7 +445,10 @@ describe('rose pull', { timeout: 10_000 }, () => {
   it('`rose pull` draws a bar per file on stderr when it is a terminal', async () => {
     let err = '';
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      err += String(s);
+      return true;
+    });
     const tty = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
     Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
     try {

@@ -22,7 +22,9 @@ const LOGIT_TOL = 1e-4;
 // The same test body on every backend (CPU reference, and WebGPU on whatever adapter is present:
 // llvmpipe in CI). One backend instance per file, destroyed at the end so Node can exit.
 const backends = await backendsUnderTest();
-afterAll(() => backends.forEach((b) => b.destroy()));
+afterAll(() => {
+  for (const b of backends) b.destroy();
+});
 
 export const measured: Record<string, Record<string, number>> = {};
 const record = (fixture: string, what: string, value: number) =>

@@ -33,7 +33,7 @@ const arbConfig: fc.Arbitrary<RandomConfig> = fc
   })
   .map((r) => ({ ...r, heads: r.kvHeads * r.group, headDim: 2 * r.halfHeadDim }));
 
-const arbTokens = (vocab: number, min: number, max: number) =>
+const _arbTokens = (vocab: number, min: number, max: number) =>
   fc.array(fc.integer({ min: 0, max: vocab - 1 }), { minLength: min, maxLength: max });
 
 /** Logits of every real position of every row, run as one left-padded batch. */

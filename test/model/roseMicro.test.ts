@@ -99,7 +99,9 @@ function argmax(a: ArrayLike<number>, from: number, to: number): number {
 }
 
 const backends = await backendsUnderTest();
-afterAll(() => backends.forEach((b) => b.destroy()));
+afterAll(() => {
+  for (const b of backends) b.destroy();
+});
 const measured: Record<string, number> = {};
 afterAll(() =>
   console.log(

@@ -20,7 +20,9 @@ const run = fx.ref.rose.runs.find((r) => r.alpha === 0.5)!;
 const [pos, rev] = [fx.ref.rows[0].tokens, fx.ref.rows[1].tokens];
 
 const opened: Rose[] = [];
-afterAll(() => opened.forEach((r) => r.close()));
+afterAll(() => {
+  for (const r of opened) r.close();
+});
 async function open(backend: 'webgpu' | 'auto', warnings: string[] = []): Promise<Rose> {
   const r = await Rose.open(fx.dir, { backend, warn: (l) => warnings.push(l) });
   opened.push(r);

@@ -12,7 +12,9 @@ import { backendsUnderTest } from '../kernels/backends.ts';
 import { fixturesDir, loadFixture } from '../helpers/fixtures.ts';
 
 const backends = await backendsUnderTest();
-afterAll(() => backends.forEach((b) => b.destroy()));
+afterAll(() => {
+  for (const b of backends) b.destroy();
+});
 
 const fx = loadFixture('tiny-mha-f32');
 const run = fx.ref.rose.runs.find((r) => r.alpha === 0.5)!;

@@ -144,7 +144,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
     const scores = pos.map((v, i) => v - ALPHA * rev[i]);
     measured['decode logits pos'] = maxAbsDiff(pos, wantPos.subarray(0, pos.length));
     measured['decode logits rev'] = maxAbsDiff(rev, wantRev.subarray(0, rev.length));
-    measured['scores'] = maxAbsDiff(scores, wantScores.subarray(0, scores.length));
+    measured.scores = maxAbsDiff(scores, wantScores.subarray(0, scores.length));
     for (const what of ['decode logits pos', 'decode logits rev', 'scores']) {
       expect(measured[what], `${what}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
     }

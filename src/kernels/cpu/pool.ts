@@ -40,7 +40,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { MessageChannel, MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { RoseError } from '../../errors.ts';
 import { matmulKernels, rowBlock, splitRows, type MatmulVariant } from './matmulFast.ts';
 

@@ -14,7 +14,7 @@
 import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
 import { bytesPerElement } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
-import { GpuContext, GpuTensor, GpuWeight, type GpuBuf, type GpuStats } from './context.ts';
+import { GpuContext, type GpuTensor, type GpuWeight, type GpuBuf, type GpuStats } from './context.ts';
 import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
 import { encodeAddInPlace } from '../addInPlace.ts';
 import { encodeAttention } from '../attention.ts';

@@ -245,7 +245,7 @@ export class GpuContext {
     const ints = spec.ints;
     this.ensureArena((ints ? roundUp(ints.byteLength, 16) + 16 : 0) + 2 * this.uniformAlign + UNIFORM_BYTES);
     let intBase = 0;
-    if (ints && ints.length) {
+    if (ints?.length) {
       const off = this.reserve(ints.byteLength, 16);
       new Int32Array(this.arenaHost, off, ints.length).set(ints); // copied now: the caller may reuse its array
       intBase = off / 4;
@@ -425,9 +425,9 @@ export class GpuContext {
       const entries: GPUBindGroupLayoutEntry[] = [
         { binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: UNIFORM_BYTES } },
       ];
-      [...access].forEach((a, i) =>
-        entries.push({ binding: i + 1, visibility: STAGE_COMPUTE, buffer: { type: a === 'w' ? 'storage' : 'read-only-storage' } }),
-      );
+      for (const [i, a] of [...access].entries()) {
+        entries.push({ binding: i + 1, visibility: STAGE_COMPUTE, buffer: { type: a === 'w' ? 'storage' : 'read-only-storage' } });
+      }
       const group = this.device.createBindGroupLayout({ entries });
       l = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
       this.layouts.set(access, l);
