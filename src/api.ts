@@ -11,6 +11,7 @@
 import { RoseError } from './errors.ts';
 import type { Backend } from './kernels/backend.ts';
 import { CpuBackend } from './kernels/cpu/backend.ts';
+import type { KernelChoice } from './kernels/registry.ts';
 import { openBackend, type BackendKind } from './kernels/select.ts';
 import { loadLlama } from './model/load.ts';
 import type { Llama } from './model/llama.ts';
@@ -23,6 +24,8 @@ export interface OpenOptions {
   backend?: BackendKind;
   /** CPU matmul threads (CPU backend, or the `auto` fallback). Default 1. */
   threads?: number;
+  /** Forced kernel variants by op, e.g. { matmul: 3 } (src/kernels/registry.ts); default: each op's automatic choice. */
+  kernels?: KernelChoice;
   onProgress?: (done: number, total: number) => void;
   /** Where backend warnings go (the `auto` fallback). Default: stderr. */
   warn?: (line: string) => void;
@@ -68,7 +71,7 @@ export class Rose {
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<Rose> {
-    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads });
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, kernels: opts.kernels });
     try {
       const model = loadLlama(dir, backend, { onProgress: opts.onProgress });
       const tokenizer = await loadTokenizer(dir);
@@ -110,7 +113,7 @@ export class Rose {
     } catch {
       // the device is already gone
     }
-    this.llama = loadLlama(this.dir, new CpuBackend({ threads: this.opts.threads }));
+    this.llama = loadLlama(this.dir, new CpuBackend({ threads: this.opts.threads, kernels: this.opts.kernels }));
     return true;
   }
 

@@ -5,6 +5,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import { Rose, type AskOptions } from '../api.ts';
+import type { KernelChoice } from '../kernels/registry.ts';
 import type { BackendKind } from '../kernels/select.ts';
 import type { TemplateMode } from '../decode/template.ts';
 import { DEFAULT_REFUSAL_PHRASES, loadRefusalPhrases } from '../eval/refusal.ts';
@@ -22,12 +23,13 @@ export interface EvalCliOptions {
   maxNewTokens: number;
   refusals?: string;
   threads?: number;
+  kernel?: KernelChoice;
 }
 
 /** Returns the process exit code: 0 when complete, 130 when interrupted (the shell's SIGINT convention). */
 export async function evalCommand(o: EvalCliOptions): Promise<number> {
   const phrases = o.refusals ? loadRefusalPhrases(o.refusals) : DEFAULT_REFUSAL_PHRASES;
-  const rose = await Rose.open(o.model, { backend: o.backend, threads: o.threads });
+  const rose = await Rose.open(o.model, { backend: o.backend, threads: o.threads, kernels: o.kernel });
   const ac = new AbortController();
   const onSigint = () => {
     process.stderr.write('\nrose eval: interrupted; run the same command again to resume\n');

@@ -7,6 +7,7 @@ import { writeFileSync, renameSync } from 'node:fs';
 import { SingleBar } from 'cli-progress';
 import { Rose, type Answer, type AskOptions } from '../api.ts';
 import { RoseError } from '../errors.ts';
+import type { KernelChoice } from '../kernels/registry.ts';
 import type { BackendKind } from '../kernels/select.ts';
 import type { TemplateMode } from '../decode/template.ts';
 import { alphaFromGuidanceScale } from '../decode/rose.ts';
@@ -34,6 +35,7 @@ export interface GenerateCliOptions {
   compare?: boolean;
   json?: boolean;
   threads?: number;
+  kernel?: KernelChoice;
 }
 
 const out = (s: string) => process.stdout.write(s);
@@ -106,6 +108,7 @@ export async function generateCommand(o: GenerateCliOptions): Promise<void> {
   const rose = await Rose.open(o.model, {
     backend: o.backend,
     threads: o.threads,
+    kernels: o.kernel,
     onProgress: (done, total) => {
       if (!bar) return;
       if (!started) {

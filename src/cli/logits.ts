@@ -1,5 +1,6 @@
 /** `rose logits`: the oracle. Rows run as one batch; each row's real positions are written as F32. */
 import { performance } from 'node:perf_hooks';
+import type { KernelChoice } from '../kernels/registry.ts';
 import type { BackendKind } from '../kernels/select.ts';
 import { openBackend } from '../kernels/select.ts';
 import { loadLlama } from '../model/load.ts';
@@ -11,10 +12,11 @@ export interface LogitsOptions {
   backend: BackendKind;
   out: string;
   threads?: number;
+  kernel?: KernelChoice;
 }
 
 export async function logitsCommand(opts: LogitsOptions): Promise<string> {
-  const backend = await openBackend(opts.backend, undefined, { threads: opts.threads });
+  const backend = await openBackend(opts.backend, undefined, { threads: opts.threads, kernels: opts.kernel });
   try {
     const model = loadLlama(opts.model, backend);
     const V = model.config.vocabSize;

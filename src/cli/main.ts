@@ -5,6 +5,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { isRoseError } from '../errors.ts';
 import { backendKinds } from '../kernels/select.ts';
+import { OPS, parseKernelChoice } from '../kernels/registry.ts';
 import { fileURLToPath } from 'node:url';
 import { TEMPLATE_MODES } from '../decode/template.ts';
 import { evalCommand } from './eval.ts';
@@ -24,6 +25,8 @@ const integer = (what: string, min: number) => number(what, (v) => Number.isInte
 const collect =
   <T>(parse: (s: string) => T) =>
   (value: string, previous: T[] = []) => [...previous, parse(value)];
+
+const KERNEL_HELP = `force kernel variant N of an op (repeatable, or comma-separated: matmul=3,attention=1); ops: ${OPS.join(', ')}`;
 
 /** "1,2,3" → [1, 2, 3]; anything else is a usage error naming the bad piece. */
 export function parseIds(value: string, previous: number[][] = []): number[][] {
@@ -51,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--backend <kind>', 'compute backend').choices(backendKinds).default('cpu'))
     .requiredOption('--out <file>', 'output .safetensors: one F32 tensor logits.<row> of shape [T_row, vocab] per row')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .option('--kernel <op=N>', KERNEL_HELP, parseKernelChoice)
     .action(async (opts) => {
       process.stdout.write(`${await logitsCommand(opts)}\n`);
     });
@@ -109,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--reverse-ids <ids>', 'a reverse prompt as token ids; repeat for several', parseIds)
     .option('--json', 'print one JSON object (tokens, text, …) instead of text')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .option('--kernel <op=N>', KERNEL_HELP, parseKernelChoice)
     .action(async (opts) => {
       await generateCommand(opts);
     });
@@ -139,6 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-new-tokens <n>', 'new tokens at most per answer', integer('--max-new-tokens', 1), 64)
     .option('--refusals <file>', 'refusal phrases, one per line (default: the list in src/eval/refusal.ts)')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .option('--kernel <op=N>', KERNEL_HELP, parseKernelChoice)
     .action(async (opts) => {
       exitCode = await evalCommand(opts);
     });

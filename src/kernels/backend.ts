@@ -15,6 +15,8 @@
  * H = query heads, Hkv = key/value heads, hd = head_dim.
  */
 
+import type { KernelChoice, RegistryInfo } from './registry.ts';
+
 /** Storage dtypes we compute with. Everything else is refused at load with a RoseError('DTYPE'). */
 export type DType = 'f32' | 'f16' | 'bf16';
 
@@ -73,6 +75,17 @@ export interface Backend {
   readonly name: 'cpu' | 'webgpu';
   /** Human-readable: which device or adapter, and its limits. */
   readonly description: string;
+
+  // --- kernel variants (registry.ts) ---------------------------------------------------------------
+  /** Every op's variants on this backend (cpu/variants.ts, webgpu/variants.ts): what tests and bench iterate. */
+  readonly variants: RegistryInfo;
+  /** The variants forced on this backend, by op; {} = every op's automatic choice. */
+  readonly kernels: KernelChoice;
+  /**
+   * Forces variants from now on, replacing the previous choice ({} restores the automatic ones).
+   * RoseError('INPUT') for an op or a variant number this backend does not have.
+   */
+  forceKernels(choice: KernelChoice): void;
 
   // --- memory -------------------------------------------------------------------------------------
   /**

@@ -44,6 +44,16 @@ describe('rose logits', () => {
     [['--model', join(fixturesDir, 'tiny-mha-f32'), '--ids', '1,2,9999'], /^rose: error\[INPUT\]: token id 9999 is out of range/, 1],
     [['--model', join(fixturesDir, 'tiny-mha-f32'), '--ids', '1,x'], /"x" is not a token id/, 2],
     [['--model', join(fixturesDir, 'tiny-mha-f32'), '--ids', '1,2', '--backend', 'tpu'], /Allowed choices are cpu, webgpu, auto/, 2],
+    [
+      ['--model', join(fixturesDir, 'tiny-mha-f32'), '--ids', '1,2', '--kernel', 'softmax=1'],
+      /^rose: error\[INPUT\]: --kernel: there is no op "softmax"/,
+      1,
+    ],
+    [
+      ['--model', join(fixturesDir, 'tiny-mha-f32'), '--ids', '1,2', '--kernel', 'matmul=9'],
+      /^rose: error\[INPUT\]: matmul has no variant 9 on the cpu backend \(its variants: v1 /,
+      1,
+    ],
   ])('bad input %j gets one clear line on stderr and a non-zero exit', async (args, message, code) => {
     const out = join(mkdtempSync(join(tmpdir(), 'rose-cli-')), 'x.safetensors');
     expect(await rose('logits', ...args, '--out', out)).toBe(code);
@@ -51,5 +61,20 @@ describe('rose logits', () => {
     expect(io.stderr.trim().split('\n')).toHaveLength(1);
     expect(io.stderr).not.toMatch(/\n\s+at /); // no stack trace without --debug
     expect(io.stdout).toBe('');
+  });
+
+  it('--kernel forces a variant: matmul=1 (the reference) writes the same bits as the automatic choice, and says so', async () => {
+    const fx = loadFixture('tiny-f16-bias');
+    const dir = mkdtempSync(join(tmpdir(), 'rose-cli-'));
+    const ids = fx.ref.rows.flatMap((r) => ['--ids', r.tokens.join(',')]);
+    const files = ['auto', 'v1'].map((name) => join(dir, `${name}.safetensors`));
+    expect(await rose('logits', '--model', fx.dir, ...ids, '--backend', 'cpu', '--out', files[0])).toBe(0);
+    expect(io.stdout).toMatch(/matmul auto \(v2 for M ≤ 8, else v3\)/);
+    expect(await rose('logits', '--model', fx.dir, ...ids, '--backend', 'cpu', '--kernel', 'matmul=1', '--out', files[1])).toBe(0);
+    expect(io.stdout).toMatch(/, matmul v1, /);
+    const [auto, v1] = files.map((f) => SafetensorsFile.open(f));
+    for (const name of auto.names()) expect(Buffer.from(v1.read(name).bytes).equals(Buffer.from(auto.read(name).bytes)), name).toBe(true);
+    auto.close();
+    v1.close();
   });
 });

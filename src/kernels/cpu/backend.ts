@@ -7,11 +7,12 @@
  * price is twice the memory for f16/bf16 checkpoints, which is acceptable on the CPU path. The WebGPU
  * backend keeps the stored dtype instead, where memory bandwidth is what decides speed.
  *
- * Fast path (options): matmul — more than 95% of the work — runs one of the numbered variants of
+ * Ops run the variants of cpu/variants.ts: v1, each op's plain twin, unless a faster one is chosen.
+ * Fast path: matmul — more than 95% of the work — runs one of the numbered variants of
  * matmulFast.ts (v1 = matmulCpu, the reference; v2 the decode matvec; v3 the blocked prefill
- * matmul; 'auto' = v2 for M ≤ 8, else v3), on `threads` threads through a worker pool over
- * SharedArrayBuffers (cpuPool.ts). Every variant and thread count gives bit-identical results (see
- * matmulFast.ts). Defaults: 'auto' and ONE thread, so tests stay simple and deterministic; the
+ * matmul; auto = v2 for M ≤ 8, else v3), on `threads` threads through a worker pool over
+ * SharedArrayBuffers (cpu/pool.ts). Every variant and thread count gives bit-identical results (see
+ * matmulFast.ts). Defaults: auto and ONE thread, so tests stay simple and deterministic; the
  * CLI and the benchmarks pass `threads`. With threads > 1 every weight and tensor lives in shared
  * memory, and destroy() must be called to stop the workers (they never keep Node alive, though).
  */
@@ -19,19 +20,18 @@ import { totalmem } from 'node:os';
 import { RoseError } from '../../errors.ts';
 import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
 import { numel } from '../backend.ts';
+import {
+  checkKernelChoice,
+  chooseVariant,
+  describeChoice,
+  type KernelChoice,
+  type OpArgs,
+  type OpName,
+  type OpResult,
+} from '../registry.ts';
 import { widenToF32 } from './dtype.ts';
-import { addInPlaceCpu } from '../addInPlace.ts';
-import { attentionCpu } from '../attention.ts';
-import { contrastSoftmaxCpu } from '../contrastSoftmax.ts';
-import { embeddingCpu } from '../embedding.ts';
-import { gatherRowsCpu } from '../gatherRows.ts';
-import { kvWriteCpu } from '../kvWrite.ts';
-import { matmulCpu } from '../matmul.ts';
-import { matmulKernels, pickVariant, type VariantChoice } from './matmulFast.ts';
 import { CpuPool, sharedF32, toShared } from './pool.ts';
-import { rmsnormCpu } from '../rmsnorm.ts';
-import { ropeCpu } from '../rope.ts';
-import { swigluCpu } from '../swiglu.ts';
+import { type CpuRowsMatmul, cpuVariants } from './variants.ts';
 
 export class CpuTensor implements Tensor {
   readonly size: number;
@@ -55,13 +55,12 @@ export class CpuWeight implements Weight {
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
 const t = (x: Tensor): Float32Array => (x as CpuTensor).data;
 const w = (x: Weight): Float32Array => (x as CpuWeight).data;
-const last = (x: { shape: readonly number[] }): number => x.shape[x.shape.length - 1];
 
 export interface CpuBackendOptions {
   /** Threads for matmul (the calling thread included). Default 1. */
   readonly threads?: number;
-  /** Which matmul: 1 = matmulCpu (the reference), 2, 3, or 'auto' (default: 2 for M ≤ 8, else 3). */
-  readonly variant?: VariantChoice;
+  /** Forced variants by op (cpu/variants.ts), e.g. { matmul: 1 } for the reference; default: auto. */
+  readonly kernels?: KernelChoice;
   /** Matmuls with fewer multiply-adds stay on the calling thread (see CpuPoolOptions). */
   readonly minParallelWork?: number;
   /** How long pool threads poll before sleeping (see CpuPoolOptions). */
@@ -70,23 +69,31 @@ export interface CpuBackendOptions {
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
-  readonly description: string;
+  readonly variants = cpuVariants;
   readonly threads: number;
-  readonly variant: VariantChoice;
   /** The matmul worker pool, when threads > 1. */
   readonly pool: CpuPool | undefined;
+  private forced: KernelChoice = {};
 
   constructor(opts: CpuBackendOptions = {}) {
     this.threads = opts.threads ?? 1;
-    this.variant = opts.variant ?? 'auto';
-    if (![1, 2, 3, 'auto'].includes(this.variant))
-      throw new RoseError('INPUT', `matmul variant must be 1, 2, 3 or auto, got ${String(this.variant)}`);
+    this.forceKernels(opts.kernels ?? {});
     this.pool =
       this.threads === 1
         ? undefined
         : new CpuPool({ threads: this.threads, minParallelWork: opts.minParallelWork, spinMicros: opts.spinMicros });
-    const v = this.variant === 'auto' ? 'auto (v2 for M ≤ 8, else v3)' : `v${this.variant}`;
-    this.description = `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, matmul ${v}, Node ${process.versions.node})`;
+  }
+
+  get description(): string {
+    const kernels = describeChoice(cpuVariants, this.forced, ['matmul']);
+    return `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${kernels}, Node ${process.versions.node})`;
+  }
+
+  get kernels(): KernelChoice {
+    return { ...this.forced };
+  }
+  forceKernels(choice: KernelChoice): void {
+    this.forced = checkKernelChoice(cpuVariants, 'cpu', choice);
   }
 
   /** Weights are widened to f32 here, so each element costs 4 bytes whatever its stored dtype. */
@@ -126,43 +133,48 @@ export class CpuBackend implements Backend {
     this.pool?.destroy();
   }
 
+  // --- ops: each runs its chosen variant (cpu/variants.ts) ------------------------------------------
+
+  private run<O extends OpName>(op: O, ...args: OpArgs<O>): OpResult<O> {
+    return chooseVariant(op, 'cpu', cpuVariants[op], this.forced[op], args).run(this, ...args);
+  }
+
   embedding(out: Tensor, table: Weight, ids: Int32Array): void {
-    embeddingCpu(t(out), w(table), ids, last(table));
+    this.run('embedding', out, table, ids);
   }
   rmsnorm(out: Tensor, x: Tensor, weight: Weight, eps: number): void {
-    rmsnormCpu(t(out), t(x), w(weight), last(x), eps);
+    this.run('rmsnorm', out, x, weight, eps);
   }
   matmul(out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
-    const [N, K] = weight.shape;
-    const M = x.size / K;
-    const variant = pickVariant(this.variant, M);
-    if (this.pool) this.pool.matmul(variant, t(out), t(x), w(weight), bias && w(bias), M, N, K);
-    else if (variant === 1) matmulCpu(t(out), t(x), w(weight), bias && w(bias), M, N, K);
-    else matmulKernels[variant](t(out), t(x), w(weight), bias && w(bias), M, N, K, 0, N);
+    this.run('matmul', out, x, weight, bias);
   }
   rope(x: Tensor, table: Tensor, positions: Int32Array, heads: number): void {
-    ropeCpu(t(x), t(table), positions, heads, last(table));
+    this.run('rope', x, table, positions, heads);
   }
   kvWrite(cache: Tensor, src: Tensor, slot0: number): void {
-    const [B, S, Hkv, hd] = cache.shape;
-    kvWriteCpu(t(cache), t(src), B, S, Hkv * hd, slot0);
+    this.run('kvWrite', cache, src, slot0);
   }
   attention(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, padLen: Int32Array, slot0: number): void {
-    const [B, S, Hkv, hd] = kCache.shape;
-    const T = q.shape[0] / B;
-    const H = last(q) / hd;
-    attentionCpu(t(out), t(q), t(kCache), t(vCache), padLen, slot0, { B, T, S, H, Hkv, hd });
+    this.run('attention', out, q, kCache, vCache, padLen, slot0);
   }
   swiglu(out: Tensor, gate: Tensor, up: Tensor): void {
-    swigluCpu(t(out), t(gate), t(up));
+    this.run('swiglu', out, gate, up);
   }
   addInPlace(x: Tensor, y: Tensor): void {
-    addInPlaceCpu(t(x), t(y));
+    this.run('addInPlace', x, y);
   }
   gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void {
-    gatherRowsCpu(t(out), t(x), rows, last(x));
+    this.run('gatherRows', out, x, rows);
   }
-  async contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
-    return contrastSoftmaxCpu(t(probs), t(logits), last(logits), params);
+  contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
+    return this.run('contrastSoftmax', probs, logits, params);
+  }
+
+  /** A row-split matmul variant: on this thread, or split by output rows across the worker pool. */
+  matmulByRows(variant: CpuRowsMatmul, out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
+    const [N, K] = weight.shape;
+    const M = x.size / K;
+    if (this.pool) this.pool.matmul(variant, t(out), t(x), w(weight), bias && w(bias), M, N, K);
+    else variant.rows(t(out), t(x), w(weight), bias && w(bias), M, N, K, 0, N);
   }
 }
