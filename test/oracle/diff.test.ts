@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../../src/model/safetensors.ts';
 import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
+import { writePlantedBugDump } from '../../examples/planted-bug.ts';
 import { captureOutput, rose } from '../helpers/cli.ts';
 import { fixturesDir, loadFixture } from '../helpers/fixtures.ts';
 
@@ -274,5 +275,47 @@ describe('rose diff: unusable input is one line and exit 2', () => {
     expect(io.stderr.trim().split('\n')).toHaveLength(1);
     expect(io.stderr).not.toMatch(/\n\s+at /);
     expect(io.stdout).toBe('');
+  });
+});
+
+describe('the worked example of README.md ("Checking another backend")', () => {
+  const repo = join(import.meta.dirname, '..', '..');
+  const whole = readFileSync(join(repo, 'README.md'), 'utf8');
+  const readme = whole.slice(whole.indexOf('## Checking another backend')); // this section only
+  const line = (prefix: string) => readme.split('\n').find((l) => l.startsWith(prefix))!;
+  /** "--a x --b y" → { a: "x", b: "y" } (the flags of the README's command lines; --hidden-states is bare). */
+  const flags = (cmd: string) => {
+    const words = cmd.split(' ');
+    const out: Record<string, string> = {};
+    words.forEach((w, i) => {
+      if (w.startsWith('--')) out[w.slice(2)] = words[i + 1]?.startsWith('--') ? '' : (words[i + 1] ?? '');
+    });
+    return out;
+  };
+  const normalize = (s: string) => s.replace(/Node \d+\.\d+\.\d+/g, 'Node x.y.z'); // the REF line names the Node that ran it
+
+  it('prints exactly the block the README shows, and the eps variant ends as the README says', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'rose-readme-'));
+    const logits = flags(line('$ npx rose logits --model test/fixtures/tiny-gqa-bf16-tied'));
+    const planted = flags(line('$ npx tsx examples/planted-bug.ts'));
+    const diffCmd = line('$ npx rose diff /tmp/ref.safetensors /tmp/other.safetensors');
+    const inTmp = (p: string) => p.replace(/^\/tmp/, d);
+    expect(
+      await rose('logits', '--model', join(repo, logits.model), '--ids', logits.ids, '--hidden-states', '--out', inTmp(logits.out)),
+    ).toBe(0);
+    const rows = [planted.ids.split(',').map(Number)];
+    await writePlantedBugDump(join(repo, planted.model), rows, planted.bug as 'rope', Number(planted.layer), inTmp(planted.out));
+    io.stdout = '';
+    expect(await rose('diff', inTmp('/tmp/ref.safetensors'), inTmp('/tmp/other.safetensors'))).toBe(1);
+    const start = readme.indexOf(diffCmd) + diffCmd.length + 1;
+    const shown = readme.slice(start, readme.indexOf('\n```', start));
+    expect(normalize(io.stdout.trimEnd().replaceAll(d, '/tmp'))).toBe(normalize(shown));
+
+    await writePlantedBugDump(join(repo, planted.model), rows, 'eps', 1, inTmp('/tmp/eps.safetensors'));
+    io.stdout = '';
+    expect(await rose('diff', inTmp('/tmp/ref.safetensors'), inTmp('/tmp/eps.safetensors'))).toBe(1);
+    const verdict = io.stdout.trimEnd().split('\n').at(-1)!;
+    expect(readme.replace(/\s+/g, ' ')).toContain(`\`${verdict}\``);
+    expect(io.stdout).toMatch(/^logits\.0 .* 7\/7 +5\/5 +2\.2e-8 /m);
   });
 });
