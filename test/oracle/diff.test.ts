@@ -135,6 +135,21 @@ describe('rose diff: the first divergence', () => {
     expect(io.stdout).toMatch(/^tolerance 1\.0e-4 on max \|Δ\| \(--expect f32: /m);
   });
 
+  it('a note says when values exceed the scale the --expect floors were measured at (|ref| ≤ 15)', async () => {
+    const big = join(dir, 'big.safetensors');
+    write(
+      big,
+      refTensors.map((t) => (t.name === 'hidden.0.3' ? { ...t, data: t.data.map((v) => 20 * v) } : t)),
+    );
+    expect(await rose('diff', big, big, '--expect', 'bf16')).toBe(0);
+    expect(io.stdout).toMatch(
+      /^note: hidden\.0\.3 reach \|ref\| 2\.1e\+2, above the 15 where the noise floors behind --expect were measured;/m,
+    );
+    io.stdout = '';
+    expect(await rose('diff', big, big, '--tol', '0.5')).toBe(0); // a tolerance the user derived: no note
+    expect(io.stdout).not.toMatch(/^note:/m);
+  });
+
   it('the logits columns: argmax agreement, top-5 overlap and KL(p_ref ‖ p_other) per position', async () => {
     const other = join(dir, 'other-logits.safetensors');
     const tensors = perturbed([]);
