@@ -78,7 +78,11 @@ export async function writePlantedBugDump(model: string, ids: number[][], bug: P
     return { name: `logits.${b}`, dtype: 'F32' as const, shape: [row.length, V], data: new Uint8Array(real.buffer) };
   });
   const hidden = await capture.tensors(ids, T);
-  writeSafetensors(out, [...tensors, ...hidden], { producer: `examples/planted-bug.ts (--bug ${bug} --layer ${layer})` });
+  writeSafetensors(out, [...tensors, ...hidden], {
+    producer: `examples/planted-bug.ts --bug ${bug} --layer ${layer}`,
+    backend: backend.description,
+    rows: JSON.stringify(ids),
+  });
   backend.destroy();
   return [...tensors, ...hidden].map((t) => t.name);
 }

@@ -81,9 +81,13 @@ function describe(t: TensorDiff): string {
 
 function formatReport(r: DiffReport, ref: Dump, other: Dump, source: string, rows: number[][] | undefined): string {
   const out: string[] = [];
-  const producer = ref.metadata.producer ? `; ${ref.metadata.producer} on ${ref.metadata.backend ?? 'an unnamed backend'}` : '';
-  out.push(`REF    ${ref.path} (${ref.tensors.size} tensor${ref.tensors.size === 1 ? '' : 's'}${producer})`);
-  out.push(`OTHER  ${other.path} (${other.tensors.size} tensor${other.tensors.size === 1 ? '' : 's'})`);
+  // What made each file, when it says (rose-ts writes producer and backend into the metadata).
+  const origin = (d: Dump) => {
+    const { producer, backend } = d.metadata;
+    return `${d.tensors.size} tensor${d.tensors.size === 1 ? '' : 's'}${producer ? `; ${producer}${backend ? ` on ${backend}` : ''}` : ''}`;
+  };
+  out.push(`REF    ${ref.path} (${origin(ref)})`);
+  out.push(`OTHER  ${other.path} (${origin(other)})`);
   out.push(`tolerance ${sci(r.tolerance)} on max |Δ| (${source})`);
   out.push('');
 
