@@ -93,7 +93,7 @@ export const matvecKernel = wgslKernel({
   access: 'wrrr',
   workgroupSize: MATVEC_WG,
   code: ({ weight = 'f32', bias = 'f32' }) => /* wgsl */ `${bindings(weight, bias)}
-${workgroupReduce('reduceSum4', 'vec4f', MATVEC_WG, sum)}
+${workgroupReduce('reduceSum4', 'vec4f', MATVEC_WG, sum, { calledOnce: true })}
 @compute @workgroup_size(${MATVEC_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let n = wid.x + wid.y * nwg.x; // row within this chunk

@@ -120,8 +120,9 @@ export function chooseVariant<O extends OpName, V extends KernelVariant<O>>(
   args: OpArgs<O>,
 ): V {
   const id = forced ?? ops.auto?.pick(...args) ?? 1;
-  const variant = ops.variants.find((v) => v.id === id);
-  if (!variant) throw new RoseError('INPUT', `${op} has no variant ${id} on the ${backend} backend`, `its variants: ${listVariants(ops)}`);
+  const variant = ops.variants[id - 1]; // numbered 1, 2, … in order (test/kernels/registry.test.ts)
+  if (variant?.id !== id)
+    throw new RoseError('INPUT', `${op} has no variant ${id} on the ${backend} backend`, `its variants: ${listVariants(ops)}`);
   const why = variant.rejects?.(...args);
   if (why === undefined) return variant;
   if (forced !== undefined)

@@ -39,7 +39,7 @@ ${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, D)
 @group(0) @binding(3) var<storage, read> w: array<W_T>;         // (D)
-${workgroupReduce('reduceSum', 'f32', WG, sum)}
+${workgroupReduce('reduceSum', 'f32', WG, sum, { calledOnce: true })}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wid.x + wid.y * nwg.x;

@@ -74,14 +74,18 @@ export function uniforms<const F extends UniformFields>(fields: F): Uniforms<F> 
   if (size > UNIFORM_SLOT_BYTES) throw new Error(`uniforms: ${size} bytes, over the ${UNIFORM_SLOT_BYTES}-byte slot`);
   const wgsl = `struct Params { ${slots.map((s) => `${s.name}: ${s.type}`).join(', ')} }`;
 
+  // The packer runs once per dispatch (hundreds per decode step): plain loops over parallel arrays.
+  const names = slots.map((s) => s.name);
   const pack = (view: DataView, values: UniformValues<F>): void => {
-    for (const s of slots) {
-      const v = (values as Record<string, number | boolean | readonly number[]>)[s.name];
-      if (s.words === 1) write(view, s, s.offset, typeof v === 'boolean' ? Number(v) : (v as number));
+    const byName = values as Record<string, number | boolean | readonly number[]>;
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i];
+      const v = byName[names[i]];
+      if (s.words === 1) write(view, s, s.offset, v === true ? 1 : v === false ? 0 : (v as number));
       else {
         const list = v as readonly number[];
         if (list?.length !== s.words) throw new Error(`uniforms: ${s.name} needs ${s.words} numbers, got ${list?.length}`);
-        for (let i = 0; i < s.words; i++) write(view, s, s.offset + 4 * i, list[i]);
+        for (let k = 0; k < s.words; k++) write(view, s, s.offset + 4 * k, list[k]);
       }
     }
   };
@@ -91,8 +95,7 @@ export function uniforms<const F extends UniformFields>(fields: F): Uniforms<F> 
 /** One 4-byte word; a u32 or i32 that is not an integer in range is a bug in the caller, not rounded away. */
 function write(view: DataView, s: UniformSlot, offset: number, v: number): void {
   if (s.kind === 'f32') view.setFloat32(offset, v, true);
-  else if (!Number.isInteger(v) || (s.kind === 'u32' ? v < 0 || v > 0xffffffff : v < -(2 ** 31) || v >= 2 ** 31))
-    throw new Error(`uniforms: ${s.name} (${s.kind}) = ${v} is not representable`);
-  else if (s.kind === 'u32') view.setUint32(offset, v, true);
-  else view.setInt32(offset, v, true);
+  else if (s.kind === 'u32' && v >>> 0 === v) view.setUint32(offset, v, true);
+  else if (s.kind === 'i32' && (v | 0) === v) view.setInt32(offset, v, true);
+  else throw new Error(`uniforms: ${s.name} (${s.kind}) = ${v} is not representable`);
 }

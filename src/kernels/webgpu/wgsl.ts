@@ -35,17 +35,25 @@ export const LOWEST_F32 = '-3.4028234663852886e38';
 /**
  * A workgroup tree reduction, the one every reducing kernel uses: `fn <name>(li: u32, v: T) -> T`
  * combines the `size` threads' values (size a power of two) pairwise, thread li with li + k for
- * k = size/2, …, 1, and hands the result to every thread. It opens with a barrier, so calls can follow
- * one another on the same buffer; like any barrier it must be reached by the whole workgroup
- * (uniform control flow). The order of the combinations is fixed: results are reproducible.
+ * k = size/2, …, 1, and hands the result to every thread. Like any barrier it must be reached by the
+ * whole workgroup (uniform control flow). The order of the combinations is fixed: results are
+ * reproducible. A kernel that calls it more than once needs a barrier before each new write of the
+ * buffer (a slow thread may still be reading the last result out of it); `calledOnce` leaves that
+ * barrier out, which software adapters (llvmpipe) notice in small kernels.
  */
-export function workgroupReduce(name: string, type: string, size: number, combine: (a: string, b: string) => string): string {
+export function workgroupReduce(
+  name: string,
+  type: string,
+  size: number,
+  combine: (a: string, b: string) => string,
+  { calledOnce = false } = {},
+): string {
   if (!Number.isInteger(size) || size < 2 || (size & (size - 1)) !== 0)
     throw new Error(`workgroupReduce: size ${size} is not a power of two`);
   const buf = `${name}Buf`;
+  const reuse = calledOnce ? '' : `\n  workgroupBarrier(); // every thread has read the previous result out of ${buf}[0]`;
   return `var<workgroup> ${buf}: array<${type}, ${size}>;
-fn ${name}(li: u32, v: ${type}) -> ${type} {
-  workgroupBarrier(); // every thread has read the previous result out of ${buf}[0]
+fn ${name}(li: u32, v: ${type}) -> ${type} {${reuse}
   ${buf}[li] = v;
   for (var k = ${size / 2}u; k > 0u; k >>= 1u) {
     workgroupBarrier();
