@@ -117,10 +117,14 @@ export interface KernelSuite {
   syncMs: number;
 }
 
-/** The choices an op is timed with: 'auto', then every registered variant when asked (or the one `only` names). */
+/**
+ * The choices an op is timed with: 'auto', then every registered variant when asked (or the one `only`
+ * names). An op with a single variant and no rule is timed once: its 'auto' is its v1.
+ */
 function choicesFor(be: Backend, op: OpName, opts: KernelOptions, all = opts.variants): ('auto' | number)[] {
   if (opts.only?.op === op && opts.only.variant !== undefined) return [opts.only.variant];
-  return all ? ['auto', ...be.variants[op].variants.map((v) => v.id)] : ['auto'];
+  const { variants, auto } = be.variants[op];
+  return all && (variants.length > 1 || auto) ? ['auto', ...variants.map((v) => v.id)] : ['auto'];
 }
 
 /**
