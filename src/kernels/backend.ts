@@ -142,3 +142,6 @@ export interface Backend {
 
 /** Number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Bytes as GiB with one decimal, for the capacity errors. */
+export const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);

@@ -18,17 +18,10 @@
  */
 import { totalmem } from 'node:os';
 import { RoseError } from '../../errors.ts';
-import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
-import { numel } from '../backend.ts';
-import {
-  checkKernelChoice,
-  chooseVariant,
-  describeChoice,
-  type KernelChoice,
-  type OpArgs,
-  type OpName,
-  type OpResult,
-} from '../registry.ts';
+import type { Backend, DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { gib, numel } from '../backend.ts';
+import { describeChoice, type KernelChoice } from '../registry.ts';
+import { VariantBackend } from '../variantBackend.ts';
 import { widenToF32 } from './dtype.ts';
 import { CpuPool, sharedF32, toShared } from './pool.ts';
 import { type CpuRowsMatmul, cpuVariants } from './variants.ts';
@@ -52,7 +45,6 @@ export class CpuWeight implements Weight {
   ) {}
 }
 
-const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
 const t = (x: Tensor): Float32Array => (x as CpuTensor).data;
 const w = (x: Weight): Float32Array => (x as CpuWeight).data;
 
@@ -67,15 +59,15 @@ export interface CpuBackendOptions {
   readonly spinMicros?: number | 'auto';
 }
 
-export class CpuBackend implements Backend {
+export class CpuBackend extends VariantBackend<CpuBackend> implements Backend {
   readonly name = 'cpu' as const;
   readonly variants = cpuVariants;
   readonly threads: number;
   /** The matmul worker pool, when threads > 1. */
   readonly pool: CpuPool | undefined;
-  private forced: KernelChoice = {};
 
   constructor(opts: CpuBackendOptions = {}) {
+    super();
     this.threads = opts.threads ?? 1;
     this.forceKernels(opts.kernels ?? {});
     this.pool =
@@ -85,15 +77,8 @@ export class CpuBackend implements Backend {
   }
 
   get description(): string {
-    const kernels = describeChoice(cpuVariants, this.forced, ['matmul']);
+    const kernels = describeChoice(cpuVariants, this.kernels, ['matmul']);
     return `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${kernels}, Node ${process.versions.node})`;
-  }
-
-  get kernels(): KernelChoice {
-    return { ...this.forced };
-  }
-  forceKernels(choice: KernelChoice): void {
-    this.forced = checkKernelChoice(cpuVariants, 'cpu', choice);
   }
 
   /** Weights are widened to f32 here, so each element costs 4 bytes whatever its stored dtype. */
@@ -133,41 +118,10 @@ export class CpuBackend implements Backend {
     this.pool?.destroy();
   }
 
-  // --- ops: each runs its chosen variant (cpu/variants.ts) ------------------------------------------
+  // --- ops: VariantBackend runs each op's chosen variant (cpu/variants.ts) in this backend -------
 
-  private run<O extends OpName>(op: O, ...args: OpArgs<O>): OpResult<O> {
-    return chooseVariant(op, 'cpu', cpuVariants[op], this.forced[op], args).run(this, ...args);
-  }
-
-  embedding(out: Tensor, table: Weight, ids: Int32Array): void {
-    this.run('embedding', out, table, ids);
-  }
-  rmsnorm(out: Tensor, x: Tensor, weight: Weight, eps: number): void {
-    this.run('rmsnorm', out, x, weight, eps);
-  }
-  matmul(out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
-    this.run('matmul', out, x, weight, bias);
-  }
-  rope(x: Tensor, table: Tensor, positions: Int32Array, heads: number): void {
-    this.run('rope', x, table, positions, heads);
-  }
-  kvWrite(cache: Tensor, src: Tensor, slot0: number): void {
-    this.run('kvWrite', cache, src, slot0);
-  }
-  attention(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, padLen: Int32Array, slot0: number): void {
-    this.run('attention', out, q, kCache, vCache, padLen, slot0);
-  }
-  swiglu(out: Tensor, gate: Tensor, up: Tensor): void {
-    this.run('swiglu', out, gate, up);
-  }
-  addInPlace(x: Tensor, y: Tensor): void {
-    this.run('addInPlace', x, y);
-  }
-  gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void {
-    this.run('gatherRows', out, x, rows);
-  }
-  contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
-    return this.run('contrastSoftmax', probs, logits, params);
+  protected variantContext(): CpuBackend {
+    return this;
   }
 
   /** A row-split matmul variant: on this thread, or split by output rows across the worker pool. */

@@ -5,7 +5,8 @@
  * entry here and its code beside the others (matmul: matmulFast.ts), and nothing else.
  */
 import type { ContrastResult } from '../backend.ts';
-import type { KernelVariant, OpArgs, OpName, OpResult, OpVariants } from '../registry.ts';
+import type { OpName, OpVariants } from '../registry.ts';
+import type { RunnableVariant, VariantTable } from '../variantBackend.ts';
 import { addInPlaceCpu } from '../addInPlace.ts';
 import { attentionCpu } from '../attention.ts';
 import { contrastSoftmaxCpu } from '../contrastSoftmax.ts';
@@ -20,9 +21,7 @@ import type { CpuBackend, CpuTensor, CpuWeight } from './backend.ts';
 import { type MatmulKernel, matmulV2, matmulV3 } from './matmulFast.ts';
 
 /** A CPU variant runs the op on the backend's arrays (CpuTensor / CpuWeight). */
-export interface CpuVariant<O extends OpName> extends KernelVariant<O> {
-  readonly run: (be: CpuBackend, ...args: OpArgs<O>) => OpResult<O>;
-}
+export type CpuVariant<O extends OpName> = RunnableVariant<O, CpuBackend>;
 
 /**
  * A matmul variant written as a kernel over output rows [n0, n1): the backend runs it whole on one
@@ -58,7 +57,7 @@ const only = <O extends OpName>(summary: string, run: CpuVariant<O>['run']): OpV
   variants: [{ id: 1, summary, run }],
 });
 
-export const cpuVariants: { readonly [O in OpName]: OpVariants<O, CpuVariant<O>> } = {
+export const cpuVariants: VariantTable<CpuBackend> = {
   embedding: only('row copies', (_be, out, table, ids) => embeddingCpu(t(out), w(table), ids, last(table))),
   rmsnorm: only('f64 sum of squares per row', (_be, out, x, weight, eps) => rmsnormCpu(t(out), t(x), w(weight), last(x), eps)),
   matmul: {

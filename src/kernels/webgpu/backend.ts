@@ -11,18 +11,11 @@
  * Host-visible traffic per decode step: the integer inputs (a few bytes, through the arena) and the
  * 12-byte [argmax, sampled, non-finite row] of contrastSoftmax. `stats` counts dispatches, submits and bytes read back.
  */
-import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
-import { bytesPerElement } from '../backend.ts';
+import type { Backend, DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { bytesPerElement, gib } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
-import {
-  checkKernelChoice,
-  chooseVariant,
-  describeChoice,
-  type KernelChoice,
-  type OpArgs,
-  type OpName,
-  type OpResult,
-} from '../registry.ts';
+import { checkKernelChoice, describeChoice, type KernelChoice } from '../registry.ts';
+import { VariantBackend } from '../variantBackend.ts';
 import { GpuContext, type GpuTensor, type GpuStats } from './context.ts';
 import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
 import { type GpuEncoder, gpuVariants } from './variants.ts';
@@ -39,10 +32,9 @@ export interface WebGpuBackendOptions extends OpenWebGpuOptions {
 
 const STORAGE_COPY = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
 
-const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);
 const t = (x: Tensor): GpuTensor => x as GpuTensor;
 
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend {
   readonly name = 'webgpu' as const;
   readonly variants = gpuVariants;
   private readonly ctx: GpuContext;
@@ -51,7 +43,6 @@ export class WebGpuBackend implements Backend {
   private readonly adapterDescription: string;
   /** What the variants encode into: the context, the no-bias binding, contrastSoftmax's result. */
   private readonly encoder: GpuEncoder;
-  private forced: KernelChoice = {};
 
   static async create(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
     checkKernelChoice(gpuVariants, 'webgpu', opts.kernels ?? {}); // before a device exists: nothing to clean up
@@ -59,6 +50,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private constructor(opened: OpenedWebGpu, opts: WebGpuBackendOptions) {
+    super();
     this.opened = opened;
     this.ctx = new GpuContext(opened.device, opened.describe.split(';')[0]);
     this.maxBindingBytes = opts.maxBindingBytesOverride ?? opened.device.limits.maxStorageBufferBindingSize;
@@ -70,15 +62,8 @@ export class WebGpuBackend implements Backend {
 
   /** The adapter and its limits, then any forced kernel variants. */
   get description(): string {
-    const kernels = describeChoice(gpuVariants, this.forced);
+    const kernels = describeChoice(gpuVariants, this.kernels);
     return this.adapterDescription + (kernels ? `; kernels ${kernels}` : '');
-  }
-
-  get kernels(): KernelChoice {
-    return { ...this.forced };
-  }
-  forceKernels(choice: KernelChoice): void {
-    this.forced = checkKernelChoice(gpuVariants, 'webgpu', choice);
   }
 
   /** Test hook: simulate a lost device or a pipeline that fails to compile (see GpuContext.injectFault). */
@@ -140,42 +125,9 @@ export class WebGpuBackend implements Backend {
     this.opened = undefined;
   }
 
-  // --- ops: each encodes its chosen variant (webgpu/variants.ts) -----------------------------------
+  // --- ops: VariantBackend encodes each op's chosen variant (webgpu/variants.ts) -------------------
 
-  private run<O extends OpName>(op: O, ...args: OpArgs<O>): OpResult<O> {
-    return chooseVariant(op, 'webgpu', gpuVariants[op], this.forced[op], args).run(this.encoder, ...args);
-  }
-
-  embedding(out: Tensor, table: Weight, ids: Int32Array): void {
-    this.run('embedding', out, table, ids);
-  }
-  rmsnorm(out: Tensor, x: Tensor, weight: Weight, eps: number): void {
-    this.run('rmsnorm', out, x, weight, eps);
-  }
-  matmul(out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
-    this.run('matmul', out, x, weight, bias);
-  }
-  rope(x: Tensor, table: Tensor, positions: Int32Array, heads: number): void {
-    this.run('rope', x, table, positions, heads);
-  }
-  kvWrite(cache: Tensor, src: Tensor, slot0: number): void {
-    this.run('kvWrite', cache, src, slot0);
-  }
-  attention(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, padLen: Int32Array, slot0: number): void {
-    this.run('attention', out, q, kCache, vCache, padLen, slot0);
-  }
-  swiglu(out: Tensor, gate: Tensor, up: Tensor): void {
-    this.run('swiglu', out, gate, up);
-  }
-  addInPlace(x: Tensor, y: Tensor): void {
-    this.run('addInPlace', x, y);
-  }
-  gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void {
-    this.run('gatherRows', out, x, rows);
-  }
-  /** One dispatch; the host reads back only the 12-byte [argmax, sampled, non-finite row], never the logits. */
-  async contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
-    if (!(params.temperature > 0)) throw new RoseError('INPUT', `temperature must be > 0, got ${params.temperature}`);
-    return this.run('contrastSoftmax', probs, logits, params);
+  protected variantContext(): GpuEncoder {
+    return this.encoder;
   }
 }

@@ -6,7 +6,8 @@
  * file, and nothing else.
  */
 import type { ContrastResult } from '../backend.ts';
-import type { KernelVariant, OpArgs, OpName, OpResult, OpVariants } from '../registry.ts';
+import type { OpName, OpVariants } from '../registry.ts';
+import type { RunnableVariant } from '../variantBackend.ts';
 import { addInPlaceKernel, encodeAddInPlace } from '../addInPlace.ts';
 import { ATTENTION_MAX_HEAD_DIM, attentionKernel, encodeAttention } from '../attention.ts';
 import { CONTRAST_MAX_ROWS, contrastSoftmaxKernel, encodeContrastSoftmax } from '../contrastSoftmax.ts';
@@ -37,10 +38,9 @@ export interface GpuEncoder {
   readonly result: GpuBuf;
 }
 
-export interface GpuVariant<O extends OpName> extends KernelVariant<O> {
+export interface GpuVariant<O extends OpName> extends RunnableVariant<O, GpuEncoder> {
   /** The WGSL kernels it dispatches. */
   readonly kernels: readonly WgslKernel[];
-  readonly run: (g: GpuEncoder, ...args: OpArgs<O>) => OpResult<O>;
 }
 
 const t = (x: unknown): GpuTensor => x as GpuTensor;
