@@ -6,6 +6,15 @@ import { describe, expect, it } from 'vitest';
 import { backends, gpu, TIMEOUT, withScope } from './harness.ts';
 
 describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, be) => {
+  it('contrastSoftmax refuses a temperature that is not > 0, before running anything', async () => {
+    await withScope(be, async (s) => {
+      for (const temperature of [0, -1, Number.NaN]) {
+        const call = be.contrastSoftmax(s.tensor([3]), s.tensor([1, 3]), { alphas: [], temperature, beta: 0, uniform: 0 });
+        await expect(call).rejects.toMatchObject({ code: 'INPUT', message: `temperature must be > 0, got ${temperature}` });
+      }
+    });
+  });
+
   it(
     'ordering: writes, ops and frees take effect in call order within one recording',
     async () => {
