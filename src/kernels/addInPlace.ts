@@ -20,7 +20,6 @@ export const addInPlaceKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> y: array<f32>;       // (M, D)
 

@@ -84,7 +84,6 @@ export const attentionKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (B·T, H·hd)
 @group(0) @binding(2) var<storage, read> q: array<f32>;         // (B·T, H·hd)
 @group(0) @binding(3) var<storage, read> kc: array<f32>;        // (B, S, Hkv, hd)

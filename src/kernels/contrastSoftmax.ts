@@ -102,7 +102,6 @@ export const contrastSoftmaxKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> probs: array<f32>; // (V)
 @group(0) @binding(2) var<storage, read> logits: array<f32>;      // (R, V): row 0 positive
 @group(0) @binding(3) var<storage, read_write> result: array<u32>; // [argmax, sampled, first non-finite row]

@@ -26,7 +26,6 @@ export const embeddingKernel = wgslKernel({
   code: ({ weight = 'f32' }) => /* wgsl */ `
 ${weightLoader(weight)}
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> w: array<W_T>;         // rows [row0, row0 + rows) of (V, D)
 @group(0) @binding(3) var<storage, read> ints: array<i32>;      // ids (M) at idBase

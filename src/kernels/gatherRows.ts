@@ -19,7 +19,6 @@ export const gatherRowsKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (R, D)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, D)
 @group(0) @binding(3) var<storage, read> ints: array<i32>;      // rows (R) at rowBase

@@ -29,7 +29,6 @@ export const kvWriteKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> cache: array<f32>; // (B, S, Hkv·hd)
 @group(0) @binding(2) var<storage, read> src: array<f32>;         // (B·T, Hkv·hd)
 

@@ -43,7 +43,6 @@ const params = uniforms({ M: 'u32', N: 'u32', K: 'u32', n0: 'u32', rows: 'u32', 
 const bindings = (w: DType, b: DType): string => /* wgsl */ `
 ${weightLoader(w)}${weightLoader(b, 'loadBias', 'bias', 'B_T')}
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, K)
 @group(0) @binding(3) var<storage, read> w: array<W_T>;         // rows [n0, n0 + rows) of (N, K)

@@ -35,7 +35,6 @@ export const rmsnormKernel = wgslKernel({
   code: ({ weight = 'f32' }) => /* wgsl */ `
 ${weightLoader(weight)}
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, D)
 @group(0) @binding(3) var<storage, read> w: array<W_T>;         // (D)

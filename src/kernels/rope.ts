@@ -49,7 +49,6 @@ export const ropeKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // (M, heads, hd), in place
 @group(0) @binding(2) var<storage, read> table: array<f32>;   // (P, hd) = [cos | sin]
 @group(0) @binding(3) var<storage, read> ints: array<i32>;    // positions (M) at posBase

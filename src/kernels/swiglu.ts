@@ -23,7 +23,6 @@ export const swigluKernel = wgslKernel({
   workgroupSize: WG,
   code: () => /* wgsl */ `
 ${params.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, F)
 @group(0) @binding(2) var<storage, read> gate: array<f32>;      // (M, F)
 @group(0) @binding(3) var<storage, read> up: array<f32>;        // (M, F)

@@ -56,7 +56,7 @@ describe('uniforms(): WGSL uniform layout', () => {
       ['d', 32],
     ]);
     expect(u.size).toBe(48);
-    expect(u.wgsl).toBe('struct Params { a: u32, b: f32, c: i32, v: vec4f, d: u32 }');
+    expect(u.wgsl).toBe('struct Params { a: u32, b: f32, c: i32, v: vec4f, d: u32 }\n@group(0) @binding(0) var<uniform> p: Params;');
     expect(uniforms({ n: 'u32', eps: 'f32', k: 'u32' }).size).toBe(12);
   });
 
@@ -97,7 +97,6 @@ function probe<F extends UniformFields>(u: Uniforms<F>): WgslKernel<F> {
     access: 'w',
     workgroupSize: 1,
     code: () => `${u.wgsl}
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @compute @workgroup_size(1)
 fn main() {

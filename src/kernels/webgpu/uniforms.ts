@@ -33,7 +33,7 @@ export interface UniformSlot {
 }
 
 export interface Uniforms<F extends UniformFields> {
-  /** `struct Params { … }`, to be included verbatim in the kernel's WGSL. */
+  /** `struct Params { … }` and its binding, `p` at binding 0 (where GpuContext binds it): include it verbatim. */
   readonly wgsl: string;
   readonly slots: readonly UniformSlot[];
   /** Bytes of the struct (≤ UNIFORM_SLOT_BYTES). */
@@ -72,7 +72,7 @@ export function uniforms<const F extends UniformFields>(fields: F): Uniforms<F> 
   }
   const size = roundUp(end, align);
   if (size > UNIFORM_SLOT_BYTES) throw new Error(`uniforms: ${size} bytes, over the ${UNIFORM_SLOT_BYTES}-byte slot`);
-  const wgsl = `struct Params { ${slots.map((s) => `${s.name}: ${s.type}`).join(', ')} }`;
+  const wgsl = `struct Params { ${slots.map((s) => `${s.name}: ${s.type}`).join(', ')} }\n@group(0) @binding(0) var<uniform> p: Params;`;
 
   // The packer runs once per dispatch (hundreds per decode step): plain loops over parallel arrays.
   const names = slots.map((s) => s.name);
