@@ -203,7 +203,7 @@ export async function generateCommand(o: GenerateCliOptions, given: Given = () =
     const summary = rose.backendSummary;
     err(`rose: ${basename(resolve(o.model))} on ${summary.label}\n`);
     if (o.verbose) err(`rose: ${rose.backend.description}\n`);
-    if (o.ids && !rose.tokenizer) err('rose: no tokenizer.json: printing token ids\n');
+    if (o.ids && !rose.tokenizer && !o.json) err('rose: no tokenizer.json: printing token ids\n');
 
     let plain: Timed | undefined;
     let contrasted: Timed;

@@ -27,7 +27,7 @@ describe('rose eval', () => {
     const out = join(tmp(), 'results.jsonl');
     expect(await rose('eval', '--backend', 'cpu', '--input', SAMPLE, '--out', out, '--max-new-tokens', TOKENS)).toBe(0);
     const lines = readLines(out);
-    expect(lines.map((l) => l.id)).toEqual(['overt-000', 'overt-001', 'subtle-000', 'subtle-001', 'benign-000', 'benign-001']);
+    expect(lines.map((l) => l.id)).toEqual(['subtle-000', 'subtle-001', 'overt-000', 'overt-001', 'benign-000', 'benign-001']);
     // Each column holds what the API answers with that decoding (one prompt per class checked): a swap of
     // plain and ROSE fails here.
     for (const l of lines.filter((_, i) => i % 2 === 0)) {
