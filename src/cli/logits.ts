@@ -6,6 +6,7 @@ import { openBackend, summarizeBackend } from '../kernels/select.ts';
 import { loadLlamaConfig } from '../model/config.ts';
 import { loadLlama } from '../model/load.ts';
 import { SafetensorsCheckpoint, writeSafetensors } from '../model/safetensors.ts';
+import { HiddenStateCapture, type LayerRange } from '../oracle/hiddenStates.ts';
 import { checkThreadsUsable, type Given } from './usage.ts';
 
 export interface LogitsOptions {
@@ -18,6 +19,9 @@ export interface LogitsOptions {
   /** Write logits that hold NaN or Inf, with a warning, instead of failing. */
   allowNonfinite?: boolean;
   verbose?: boolean;
+  /** Also write hidden.<row>.<k> and normed.<row> (src/oracle/hiddenStates.ts); `layers` implies it. */
+  hiddenStates?: boolean;
+  layers?: LayerRange;
 }
 
 /** Non-finite values of one row's logits (T_row, V): how many, and where the first one is. */
@@ -60,8 +64,10 @@ export async function logitsCommand(opts: LogitsOptions, given: Given = () => fa
     const model = loadLlama(opts.model, backend);
     const V = model.config.vocabSize;
     const start = performance.now();
+    const capture =
+      opts.hiddenStates || opts.layers ? new HiddenStateCapture(backend, model.config.numHiddenLayers, opts.layers) : undefined;
     const cache = model.newKvCache(opts.ids.length, Math.max(...opts.ids.map((r) => r.length)));
-    const { T, logits } = model.prefill(cache, opts.ids, true);
+    const { T, logits } = model.prefill(cache, opts.ids, true, capture?.observe);
     const all = await backend.read(logits); // (B·T, V), rows left-padded to T
     const seconds = (performance.now() - start) / 1000;
     const tensors = opts.ids.map((row, b) => {
@@ -83,7 +89,12 @@ export async function logitsCommand(opts: LogitsOptions, given: Given = () => fa
       err(`rose logits: WARNING: ${what}; writing them as asked (--allow-nonfinite)\n`);
     }
 
-    writeSafetensors(opts.out, tensors, { producer: 'rose-ts', backend: backend.description });
+    const hidden = capture ? await capture.tensors(opts.ids, T) : [];
+    writeSafetensors(opts.out, [...tensors, ...hidden], {
+      producer: 'rose-ts',
+      backend: backend.description,
+      rows: JSON.stringify(opts.ids),
+    });
     const lastArgmax = tensors.map((t, b) => {
       const real = new Float32Array(t.data.buffer);
       const lastRow = real.subarray((opts.ids[b].length - 1) * V);
@@ -91,7 +102,7 @@ export async function logitsCommand(opts: LogitsOptions, given: Given = () => fa
       for (let v = 1; v < V; v++) if (lastRow[v] > lastRow[best]) best = v;
       return best;
     });
-    const line = `rose logits: ${opts.ids.length} row(s) of ${opts.ids.map((r) => r.length).join(', ')} tokens × vocab ${V} → ${opts.out === '-' ? 'stdout' : opts.out} in ${seconds.toFixed(3)} s on ${summarizeBackend(backend).label}; last-position argmax ${lastArgmax.join(', ')}\n`;
+    const line = `rose logits: ${opts.ids.length} row(s) of ${opts.ids.map((r) => r.length).join(', ')} tokens × vocab ${V} → ${opts.out === '-' ? 'stdout' : opts.out} in ${seconds.toFixed(3)} s on ${summarizeBackend(backend).label}; last-position argmax ${lastArgmax.join(', ')}${capture ? `; hidden states ${capture.describe()}` : ''}\n`;
     // With --out -, stdout carries the file: the summary goes to stderr.
     (opts.out === '-' ? process.stderr : process.stdout).write(line);
   } finally {

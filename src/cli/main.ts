@@ -11,6 +11,9 @@ import { TEMPLATE_MODES } from '../decode/template.ts';
 import { evalCommand } from './eval.ts';
 import { generateCommand } from './generate.ts';
 import { logitsCommand } from './logits.ts';
+import { diffCommand } from './diff.ts';
+import { PRECISIONS } from '../oracle/tolerance.ts';
+import type { LayerRange } from '../oracle/hiddenStates.ts';
 import { registerPull } from './pull.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import type { Given } from './usage.ts';
@@ -48,6 +51,28 @@ export function parseIds(value: string, previous: number[][] = []): number[][] {
   return [...previous, ids.map(Number)];
 }
 
+/** "a..b" (inclusive), "a..", "..b" or "k" → a LayerRange; the upper end defaults to the last layer. */
+export function parseLayers(value: string): LayerRange {
+  const m = /^(\d*)(\.\.)?(\d*)$/.exec(value.replace(/\s+/g, ''));
+  // "a..b", "a..", "..b" (at least one end), or a bare "k"
+  const ok = m !== null && (m[2] ? m[1] !== '' || m[3] !== '' : m[1] !== '' && m[3] === '');
+  if (!m || !ok) throw new InvalidArgumentError(`"${value}" is not a layer range (expected a..b, a.., ..b or k, e.g. 0..2)`);
+  const single = !m[2];
+  const from = m[1] === '' ? 0 : Number(m[1]);
+  const to = single ? from : m[3] === '' ? Number.POSITIVE_INFINITY : Number(m[3]);
+  if (to < from) throw new InvalidArgumentError(`layer range "${value}" ends before it starts`);
+  return { from, to };
+}
+
+/** "17,1000" → [17, 1000]: the shape of a raw f32 dump, positions first. */
+export function parseShape(value: string): number[] {
+  const dims = value.split(',').map((s) => s.trim());
+  if (!dims.every((d) => /^\d+$/.test(d) && Number(d) > 0)) {
+    throw new InvalidArgumentError(`"${value}" is not a shape (expected comma-separated positive integers, e.g. 17,1000)`);
+  }
+  return dims.map(Number);
+}
+
 /** "2/4" → { index: 2, count: 4 } (1-based, as `jest --shard`). */
 export function parseShard(value: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(value.trim());
@@ -66,7 +91,7 @@ const givenIn =
 const HELP_AFTER = `
 Exit status: 0 done; 1 an error (one line on stderr: rose: error[CODE]: …); 2 a usage error (an unknown
 or malformed option, options that conflict); 130 interrupted by Ctrl-C (rose eval and rose pull resume
-when run again).`;
+when run again). rose diff: 0 within the tolerance, 1 the numbers differ, 2 any error.`;
 
 const backendOption = (fallback: string, what = 'compute backend') =>
   new Option('--backend <kind>', `${what}: cpu, webgpu (a GPU, else a software adapter), or auto (a real GPU adapter, else the CPU)`)
@@ -86,8 +111,17 @@ function promptOptions(cmd: Command, reverseHelp: string): Command {
     );
 }
 
+/** How a run ends: its exit status, and the status an error gets (rose diff keeps 1 for "the numbers differ"). */
+export interface Outcome {
+  exitCode: number;
+  failureCode: number;
+}
+
 /** The program, with every subcommand. Tests add a preAction hook to parse commands without running them. */
-export function buildProgram(setExitCode: (code: number) => void = () => {}): Command {
+export function buildProgram(outcome: Outcome = { exitCode: 0, failureCode: EXIT_CODES.error }): Command {
+  const setExitCode = (code: number) => {
+    outcome.exitCode = code;
+  };
   const program = new Command()
     .name('rose')
     .description('ROSE decoding and a Llama forward pass in TypeScript, with WGSL and CPU kernels')
@@ -120,6 +154,8 @@ export function buildProgram(setExitCode: (code: number) => void = () => {}): Co
     )
     .option('--allow-nonfinite', 'write logits that hold NaN or Inf (with a warning) instead of failing')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .option('--hidden-states', 'also write hidden.<row>.<k> [T_row, hidden] (k = 0 embeddings … L) and normed.<row> (final norm)')
+    .option('--layers <a..b>', 'only hidden.<row>.<k> for a ≤ k ≤ b (normed.<row> when b = L); implies --hidden-states', parseLayers)
     .action(async (opts, cmd: Command) => {
       await logitsCommand({ ...opts, verbose: !!cmd.optsWithGlobals().verbose }, givenIn(cmd));
     });
@@ -183,6 +219,31 @@ export function buildProgram(setExitCode: (code: number) => void = () => {}): Co
     });
 
   program
+    .command('diff')
+    .description("compare another backend's dump with the reference: the first layer and position where they part")
+    .argument('<REF>', 'the reference: rose logits output (.safetensors), a .npy, a raw f32 file, or a folder of them')
+    .argument('<OTHER>', 'the dump to check, in any of the same formats; tensors pair by name')
+    .addOption(
+      new Option('--tol <x>', 'tolerance on max |Δ| (default 1e-4, as --expect f32)')
+        .argParser(number('--tol', (v) => v >= 0, 'a number ≥ 0'))
+        .conflicts('expect'),
+    )
+    .addOption(
+      new Option('--expect <precision>', "set the tolerance from the measured noise floor of OTHER's compute precision").choices(
+        PRECISIONS,
+      ),
+    )
+    .option('--shape <T,V>', 'shape of raw f32 files (default: that of the tensor they are compared with)', parseShape)
+    .option('--tensor <name>', 'the tensor a single-file REF or OTHER is compared with (default: the one named like the file)')
+    .option('--json', 'print one JSON object with every tensor and position')
+    .action((ref: string, other: string, opts) => {
+      outcome.failureCode = 2; // rose diff: 1 means "the numbers differ", so every error is 2
+      const result = diffCommand(ref, other, opts);
+      process.stdout.write(`${result.text}\n`);
+      setExitCode(result.exitCode);
+    });
+
+  program
     .command('eval')
     .description(
       'plain vs ROSE on every prompt of a JSONL file ({"id", "prompt", ...}); resumable, one fsynced line per prompt; ' +
@@ -221,13 +282,11 @@ export function buildProgram(setExitCode: (code: number) => void = () => {}): Co
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
-  let exitCode = 0;
-  const program = buildProgram((code) => {
-    exitCode = code;
-  });
+  const outcome: Outcome = { exitCode: EXIT_CODES.ok, failureCode: EXIT_CODES.error };
+  const program = buildProgram(outcome);
   try {
     await program.parseAsync(argv);
-    return exitCode;
+    return outcome.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage; // already printed
     if (isRoseError(e)) {
@@ -238,6 +297,6 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     if (debug) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return isRoseError(e) && e.code === 'USAGE' ? EXIT_CODES.usage : EXIT_CODES.error;
+    return isRoseError(e) && e.code === 'USAGE' ? EXIT_CODES.usage : outcome.failureCode;
   }
 }

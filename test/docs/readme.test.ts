@@ -35,11 +35,18 @@ interface Command {
   argv: string[];
   /** The sample output shown after a `$ ` line, if any. */
   sample?: string[];
+  /** The `## ` section it is in. */
+  section: string;
 }
 
 function readmeCommands(md: string): Command[] {
   const lines = md.split('\n');
   const out: Command[] = [];
+  const sectionAt = (n: number) =>
+    lines
+      .slice(0, n)
+      .filter((l) => l.startsWith('## '))
+      .at(-1) ?? '';
   for (let i = 0; i < lines.length; i++) {
     const fence = /^```(\w*)$/.exec(lines[i]);
     if (!fence) continue;
@@ -52,7 +59,7 @@ function readmeCommands(md: string): Command[] {
         let text = body[k].s;
         const n = body[k].n;
         while (text.endsWith('\\') && k + 1 < body.length) text = `${text.slice(0, -1)} ${body[++k].s.trim()}`;
-        if (text.trim() !== '') out.push({ line: n, text, argv: words(text, n) });
+        if (text.trim() !== '') out.push({ line: n, text, argv: words(text, n), section: sectionAt(n) });
       }
     } else if (lang === '') {
       for (let k = 0; k < body.length; k++) {
@@ -61,7 +68,7 @@ function readmeCommands(md: string): Command[] {
         let m = k + 1;
         for (; m < body.length && !body[m].s.startsWith('$ '); m++) sample.push(body[m].s);
         const text = body[k].s.slice(2);
-        out.push({ line: body[k].n, text, argv: words(text, body[k].n), sample });
+        out.push({ line: body[k].n, text, argv: words(text, body[k].n), sample, section: sectionAt(body[k].n) });
         k = m - 1;
       }
     }
@@ -131,7 +138,7 @@ const cwdBefore = process.cwd();
 let work = '';
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'rose-readme-'));
-  for (const d of ['weights', 'examples', 'test']) symlinkSync(join(ROOT, d), join(work, d));
+  for (const d of ['weights', 'examples', 'test', 'node_modules']) symlinkSync(join(ROOT, d), join(work, d));
   process.chdir(work);
 });
 afterAll(() => process.chdir(cwdBefore));
@@ -176,7 +183,11 @@ describe('README.md', () => {
   it.each(commands.map((c) => [`README.md:${c.line}: ${c.text.slice(0, 90)}`, c] as const))('%s', async (_name, c) => {
     const [cmd, ...args] = c.argv;
     const sample = c.sample?.length ? normalize(c.sample.join('\n')) : undefined;
-    if (cmd === 'sudo' || cmd === 'apt-get') {
+    if (c.section === '## Checking another backend' && c.sample !== undefined) {
+      // The worked example (rose logits, examples/planted-bug.ts, rose diff): test/oracle/diff.test.ts runs
+      // it and checks that rose diff prints the very block shown.
+      expect(readFileSync(join(ROOT, 'test', 'oracle', 'diff.test.ts'), 'utf8')).toContain("'## Checking another backend'");
+    } else if (cmd === 'sudo' || cmd === 'apt-get') {
       // System setup, not run here: the same packages as .ci/run installs.
       const ci = readFileSync(join(ROOT, '.ci', 'run'), 'utf8');
       for (const p of c.argv.slice(c.argv.indexOf('install') + 1)) expect(ci, `.ci/run installs ${p}`).toMatch(new RegExp(`\\b${p}\\b`));
@@ -196,7 +207,7 @@ describe('README.md', () => {
         return;
       }
       const r = await roseInProcess(args.slice(1));
-      expect(r.code, r.output).toBe(0);
+      expect(r.code, r.output).toBe(0); // rose diff included: the README's diffs are within the tolerance
       if (sample !== undefined) expect(normalize(r.output.trimEnd())).toBe(sample);
     } else if (cmd === 'head') {
       const r = spawnSync(cmd, args, { cwd: work, encoding: 'utf8' });
