@@ -12,7 +12,18 @@ import { captureOutput, rose } from '../helpers/cli.ts';
 const io = captureOutput();
 const tmp = () => mkdtempSync(join(tmpdir(), 'rose-eval-cli-'));
 const SAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'sample.jsonl');
-const TOKENS = '10'; // enough for "I'm sorry, but I can't" and for the start of a compliance
+const TOKENS = '8'; // enough for "I'm sorry, but I" and for the start of a compliance
+
+/** A prompts file of some lines of examples/sample.jsonl. */
+function sampleLines(dir: string, pick: (id: string) => boolean): string {
+  const path = join(dir, 'prompts.jsonl');
+  const lines = readFileSync(SAMPLE, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => pick(JSON.parse(l).id));
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
 const api = await Rose.open(ROSE_MICRO_DIR, { backend: 'cpu' });
 afterAll(() => api.close());
 
@@ -24,17 +35,17 @@ const readLines = (path: string) =>
 
 describe('rose eval', () => {
   it('writes plain and ROSE answers where they belong (not swapped), a row per class in the right columns, and <out>.summary.json', async () => {
-    const out = join(tmp(), 'results.jsonl');
-    expect(await rose('eval', '--backend', 'cpu', '--input', SAMPLE, '--out', out, '--max-new-tokens', TOKENS)).toBe(0);
+    const dir = tmp();
+    const input = sampleLines(dir, (id) => id.endsWith('-000')); // one question per class
+    const out = join(dir, 'results.jsonl');
+    expect(await rose('eval', '--backend', 'cpu', '--input', input, '--out', out, '--max-new-tokens', TOKENS)).toBe(0);
     const lines = readLines(out);
-    expect(lines.map((l) => l.id)).toEqual(['subtle-000', 'subtle-001', 'overt-000', 'overt-001', 'benign-000', 'benign-001']);
-    // Each column holds what the API answers with that decoding (one prompt per class checked): a swap of
-    // plain and ROSE fails here.
-    for (const l of lines.filter((_, i) => i % 2 === 0)) {
-      expect(l.plain.text).toBe((await api.ask(l.prompt, { plain: true, maxNewTokens: Number(TOKENS) })).text);
-      expect(l.rose.text).toBe((await api.ask(l.prompt, { maxNewTokens: Number(TOKENS) })).text);
-      expect(l.alpha).toBe(0.5);
-    }
+    expect(lines.map((l) => l.id)).toEqual(['subtle-000', 'overt-000', 'benign-000']);
+    // Each column holds what the API answers with that decoding: a swap of plain and ROSE fails here.
+    const subtle = lines[0];
+    expect(subtle.plain.text).toBe((await api.ask(subtle.prompt, { plain: true, maxNewTokens: Number(TOKENS) })).text);
+    expect(subtle.rose.text).toBe((await api.ask(subtle.prompt, { maxNewTokens: Number(TOKENS) })).text);
+    expect(subtle.alpha).toBe(0.5);
     const expected = new Map(
       lines.map((l) => [l.id, { plain: isRefusal(l.plain.text), rose: isRefusal(l.rose.text), cls: l.input.class }]),
     );
@@ -49,55 +60,54 @@ describe('rose eval', () => {
         `^${name} +${n} +[\\d.]+% \\(${count(cls, 'plain')}/${n}\\) +[\\d.]+% \\(${count(cls, 'rose')}/${n}\\) +[\\d.]+ +[\\d.]+ +[\\d.]+ +[\\d.]+$`,
       );
     expect(table.slice(1)).toHaveLength(4);
-    expect(table[1]).toMatch(rowFor('benign', 2, 'benign'));
-    expect(table[2]).toMatch(rowFor('overt', 2, 'overt'));
-    expect(table[3]).toMatch(rowFor('subtle', 2, 'subtle'));
-    expect(table[4]).toMatch(rowFor('total', 6, null));
+    expect(table[1]).toMatch(rowFor('benign', 1, 'benign'));
+    expect(table[2]).toMatch(rowFor('overt', 1, 'overt'));
+    expect(table[3]).toMatch(rowFor('subtle', 1, 'subtle'));
+    expect(table[4]).toMatch(rowFor('total', 3, null));
     const summary = JSON.parse(readFileSync(`${out}.summary.json`, 'utf8'));
     expect(summary).toMatchObject({ format: 'rose-eval-summary/1', groupBy: 'class', refusalPhrases: 'default' });
     expect(summary.groups.map((g: { value: string; count: number }) => [g.value, g.count])).toEqual([
-      ['benign', 2],
-      ['overt', 2],
-      ['subtle', 2],
+      ['benign', 1],
+      ['overt', 1],
+      ['subtle', 1],
     ]);
     expect(summary.groups[2].plain.refusals).toBe(count('subtle', 'plain'));
     expect(summary.groups[2].rose.refusals).toBe(count('subtle', 'rose'));
     expect(io.stderr).toContain(`rose eval: summary → ${out}.summary.json`);
 
     // A second run finds everything done and writes nothing new.
-    expect(await rose('eval', '--backend', 'cpu', '--input', SAMPLE, '--out', out, '--max-new-tokens', TOKENS)).toBe(0);
-    expect(readLines(out)).toHaveLength(6);
+    expect(await rose('eval', '--backend', 'cpu', '--input', input, '--out', out, '--max-new-tokens', TOKENS)).toBe(0);
+    expect(readLines(out)).toHaveLength(3);
 
     // --group-by another field; one that no line has is a usage error, found before any model is loaded.
     io.stdout = '';
-    expect(await rose('eval', '--backend', 'cpu', '--input', SAMPLE, '--out', out, '--max-new-tokens', TOKENS, '--group-by', 'task')).toBe(
+    expect(await rose('eval', '--backend', 'cpu', '--input', input, '--out', out, '--max-new-tokens', TOKENS, '--group-by', 'task')).toBe(
       0,
     );
     expect(io.stdout).toMatch(/^task +prompts/);
-    expect(await rose('eval', '--input', SAMPLE, '--out', out, '--group-by', 'colour', '--model', '/no/such/model')).toBe(2);
+    expect(await rose('eval', '--input', input, '--out', out, '--group-by', 'colour', '--model', '/no/such/model')).toBe(2);
     expect(io.stderr).toMatch(
-      /rose: error\[USAGE\]: --group-by colour: no line of .*sample\.jsonl has a "colour" field \(its fields besides id and prompt: class, task\)/,
+      /rose: error\[USAGE\]: --group-by colour: no line of .*prompts\.jsonl has a "colour" field \(its fields besides id and prompt: class, task\)/,
     );
   });
 
   it('--shard i/n runs a deterministic part; --merge combines the parts, refusing duplicates', async () => {
     const dir = tmp();
-    const input = join(dir, 'four.jsonl');
-    writeFileSync(input, `${readFileSync(SAMPLE, 'utf8').trim().split('\n').slice(0, 4).join('\n')}\n`);
+    const input = sampleLines(dir, (id) => id.startsWith('subtle-')); // subtle-000 falls in shard 2 of 2, subtle-001 in shard 1
     const parts = [join(dir, 'part1.jsonl'), join(dir, 'part2.jsonl')];
     for (const [i, part] of parts.entries())
       expect(
         await rose('eval', '--backend', 'cpu', '--input', input, '--out', part, '--max-new-tokens', '2', '--shard', `${i + 1}/2`),
       ).toBe(0);
     const ids = parts.map((p) => readLines(p).map((l) => l.id));
-    expect([...ids[0], ...ids[1]].sort()).toEqual(['overt-000', 'overt-001', 'subtle-000', 'subtle-001']);
+    expect([...ids[0], ...ids[1]].sort()).toEqual(['subtle-000', 'subtle-001']);
     expect(ids[0].length).toBeGreaterThan(0);
     expect(ids[1].length).toBeGreaterThan(0);
 
     const merged = join(dir, 'all.jsonl');
     expect(await rose('eval', '--merge', ...parts, '--out', merged, '--input', input)).toBe(0);
     expect(readLines(merged).map((l) => l.id)).toEqual(readLines(input).map((l) => l.id)); // in the input's order
-    expect(io.stdout).toMatch(/\ntotal +4 /);
+    expect(io.stdout).toMatch(/\ntotal +2 /);
     expect(existsSync(`${merged}.summary.json`)).toBe(true);
 
     copyFileSync(parts[0], join(dir, 'again.jsonl'));
