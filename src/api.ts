@@ -7,32 +7,46 @@
  *
  * Everything here is glue over the layers below: model/ (checkpoint, tokenizer, forward pass) and
  * decode/ (prompts, templates, the ROSE loop).
+ *
+ * It runs in a browser too (the teaching page, web/): there, Rose.open takes a set of files (urlFiles,
+ * blobFiles) instead of a folder path, and nothing touches node:*.
  */
 import { fileURLToPath } from 'node:url';
 import { RoseError } from './errors.ts';
 import type { Backend } from './kernels/backend.ts';
 import { CpuBackend } from './kernels/cpu/backend.ts';
 import { openBackend, summarizeBackend, type BackendKind, type BackendSummary } from './kernels/select.ts';
-import { loadLlamaConfig } from './model/config.ts';
-import { loadLlama } from './model/load.ts';
+import { loadLlamaConfig, loadLlamaConfigFrom, type LlamaConfig } from './model/config.ts';
+import type { CheckpointFiles } from './model/files.ts';
+import { loadLlama, loadLlamaFrom } from './model/load.ts';
 import type { Llama } from './model/llama.ts';
 import { SafetensorsCheckpoint } from './model/safetensors.ts';
-import { checkTokenizerFitsModel, loadTokenizer, StreamDecoder, type RoseTokenizer } from './model/tokenizer.ts';
+import { checkTokenizerFitsModel, loadTokenizer, loadTokenizerFrom, StreamDecoder, type RoseTokenizer } from './model/tokenizer.ts';
+import { plannedWeights } from './model/weights.ts';
 import { resolvePositivePrompt, resolveReversePrompt, type ResolvedPrompt } from './decode/prompts.ts';
 import { roseDecode, type RoseOptions, type RoseResult, type TraceStep } from './decode/rose.ts';
 import { applyTemplate, type TemplateMode } from './decode/template.ts';
-import { traceToJson, type TraceJson } from './decode/trace.ts';
+import { traceStepToJson, traceToJson, type TracedStep, type TraceJson } from './decode/trace.ts';
 
 export type { BackendKind, BackendSummary } from './kernels/select.ts';
 export type { AdapterSummary } from './kernels/webgpu/device.ts';
 export { RoseError, type RoseErrorCode } from './errors.ts';
 export { TRACE_FORMAT, traceToJson, type TraceJson, type TracedStep, type TracedEntry } from './decode/trace.ts';
+export { blobFiles, urlFiles, type CheckpointFiles, type NamedBlob, type ReadProgress } from './model/files.ts';
+export type { LlamaConfig } from './model/config.ts';
 export type { ResolvedPrompt } from './decode/prompts.ts';
+export { degenerateContrastWarning } from './decode/rose.ts';
 export type { TemplateMode } from './decode/template.ts';
 export type { RoseResult, SamplingOptions, TraceStep, TopEntry } from './decode/rose.ts';
 
-/** The embedded default checkpoint, rose-micro (weights/rose-micro, trained by weights/recipe/). */
-export const ROSE_MICRO_DIR: string = fileURLToPath(new URL('../weights/rose-micro', import.meta.url));
+const inNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/**
+ * The embedded default checkpoint, rose-micro (weights/rose-micro, trained by weights/recipe/).
+ * A browser has no folder paths: the page serves these files at a URL instead ('' there).
+ */
+export const ROSE_MICRO_DIR: string = inNode ? fileURLToPath(new URL(['..', 'weights', 'rose-micro'].join('/'), import.meta.url)) : '';
+// (The path is joined at run time because bundlers rewrite new URL('<literal>', import.meta.url) into an asset.)
 
 export interface OpenOptions {
   /** 'auto' (default): a real GPU adapter when there is one, else the CPU. 'webgpu' also takes software adapters. */
@@ -128,11 +142,14 @@ export class Rose {
   private constructor(
     private llama: Llama,
     readonly tokenizer: RoseTokenizer | null,
-    private readonly dir: string,
+    private readonly source: string | CheckpointFiles,
     private readonly opts: OpenOptions,
   ) {}
 
-  static async open(dir: string, opts: OpenOptions = {}): Promise<Rose> {
+  /** Opens a checkpoint: a folder path (Node), or a set of files (a folder picked in a browser, a URL: files.ts). */
+  static async open(source: string | CheckpointFiles, opts: OpenOptions = {}): Promise<Rose> {
+    if (typeof source !== 'string') return Rose.openFiles(source, opts);
+    const dir = source;
     // The cheap checks first (config, safetensors headers, tokenizer): a typo in the folder is reported
     // at once, not after a GPU has been started.
     const config = loadLlamaConfig(dir);
@@ -149,8 +166,35 @@ export class Rose {
     }
   }
 
+  /**
+   * The same from a set of files. The weights are read whole into memory (files.ts), so the model is
+   * first checked against the backend's memory from config.json alone: a model too big for the device
+   * is refused before any weight is downloaded.
+   */
+  private static async openFiles(files: CheckpointFiles, opts: OpenOptions): Promise<Rose> {
+    const config = await loadLlamaConfigFrom(files);
+    const tokenizer = await loadTokenizerFrom(files);
+    if (tokenizer) checkTokenizerFitsModel(tokenizer, config);
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, note: opts.note });
+    try {
+      backend.checkCapacity(plannedWeights(config));
+      const model = await loadLlamaFrom(files, backend, { onProgress: opts.onProgress });
+      return new Rose(model, tokenizer, files, opts);
+    } catch (e) {
+      backend.destroy();
+      throw e;
+    }
+  }
+
   get model(): Llama {
     return this.llama;
+  }
+  get config(): LlamaConfig {
+    return this.llama.config;
+  }
+  /** The number of parameters (a tied head counted once). */
+  get parameters(): number {
+    return plannedWeights(this.config).reduce((n, w) => n + w.elements, 0);
   }
   get backend(): Backend {
     return this.llama.backend;
@@ -175,7 +219,7 @@ export class Rose {
    * With `--backend auto`, a WebGPU fault (a lost device, a kernel that fails) moves the session to
    * the CPU backend, loudly, instead of failing the request. Any other backend choice fails as asked.
    */
-  private fallBackToCpu(error: unknown): boolean {
+  private async fallBackToCpu(error: unknown): Promise<boolean> {
     if (
       this.closed || // closing destroys the device on purpose (Ctrl-C in rose eval): that is no device loss
       (this.opts.backend ?? 'auto') !== 'auto' ||
@@ -184,14 +228,15 @@ export class Rose {
       error.code !== 'BACKEND'
     )
       return false;
-    const warn = this.opts.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const warn = this.opts.warn ?? ((line: string) => (inNode ? process.stderr.write(`${line}\n`) : console.warn(line)));
     warn(`rose: WARNING: ${error.message}; falling back to the CPU backend and running this request again there`);
     try {
       this.backend.destroy();
     } catch {
       // the device is already gone
     }
-    this.llama = loadLlama(this.dir, new CpuBackend({ threads: this.opts.threads }));
+    const cpu = new CpuBackend({ threads: this.opts.threads });
+    this.llama = typeof this.source === 'string' ? loadLlama(this.source, cpu) : await loadLlamaFrom(this.source, cpu);
     return true;
   }
 
@@ -223,6 +268,11 @@ export class Rose {
       text: answer.text,
       tokenText: (id) => this.tokenText(id),
     });
+  }
+
+  /** One step of a traced answer (StreamPiece.trace) as JSON: the same shape as each step of traceJson. */
+  traceStep(step: TraceStep): TracedStep {
+    return traceStepToJson(step, (id) => this.tokenText(id));
   }
 
   /** Streams the answer to a question, token by token, with text. */
@@ -262,7 +312,7 @@ export class Rose {
           yield r.value;
         }
       } catch (e) {
-        if (!this.fallBackToCpu(e)) throw e;
+        if (!(await this.fallBackToCpu(e))) throw e;
       }
     }
   }

@@ -55,20 +55,24 @@ export interface TraceContext {
   tokenText: (id: number) => string | null;
 }
 
-/** A decoded answer with its per-step trace, as the JSON object of TRACE_FORMAT. */
-export function traceToJson(result: Pick<RoseResult, 'tokens' | 'stopToken' | 'trace'>, ctx: TraceContext): TraceJson {
-  const entries = (list: readonly TopEntry[]): TracedEntry[] => list.map((e) => ({ id: e.id, p: e.p, text: ctx.tokenText(e.id) }));
-  const step = (s: TraceStep): TracedStep => ({
+/** One step of a trace as JSON: the unit the teaching page shows while an answer streams. */
+export function traceStepToJson(s: TraceStep, tokenText: (id: number) => string | null): TracedStep {
+  const entries = (list: readonly TopEntry[]): TracedEntry[] => list.map((e) => ({ id: e.id, p: e.p, text: tokenText(e.id) }));
+  return {
     step: s.step,
     token: s.token,
-    text: ctx.tokenText(s.token),
+    text: tokenText(s.token),
     plainToken: s.plainToken,
-    plainText: ctx.tokenText(s.plainToken),
+    plainText: tokenText(s.plainToken),
     changed: s.changed,
     pPos: entries(s.pPos),
     pRev: s.pRev.map(entries),
     contrast: entries(s.contrast),
-  });
+  };
+}
+
+/** A decoded answer with its per-step trace, as the JSON object of TRACE_FORMAT. */
+export function traceToJson(result: Pick<RoseResult, 'tokens' | 'stopToken' | 'trace'>, ctx: TraceContext): TraceJson {
   return {
     format: TRACE_FORMAT,
     alphas: [...ctx.alphas],
@@ -78,6 +82,6 @@ export function traceToJson(result: Pick<RoseResult, 'tokens' | 'stopToken' | 't
     tokens: [...result.tokens],
     text: ctx.text,
     stopToken: result.stopToken,
-    trace: result.trace.map(step),
+    trace: result.trace.map((s) => traceStepToJson(s, ctx.tokenText)),
   };
 }

@@ -29,7 +29,7 @@ export async function openBackend(
 ): Promise<Backend> {
   const cpu = () => new CpuBackend({ threads: opts.threads });
   if (kind === 'cpu') return cpu();
-  const named = process.env.ROSE_WEBGPU_ADAPTER;
+  const named = typeof process === 'undefined' ? undefined : process.env?.ROSE_WEBGPU_ADAPTER; // no process in a browser
   try {
     const { WebGpuBackend } = await import('./webgpu/backend.ts');
     return await WebGpuBackend.create({ realGpuOnly: kind === 'auto' });
