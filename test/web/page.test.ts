@@ -253,6 +253,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('the teaching page (web/index.html, he
   const pageLog: string[] = [];
   const t0 = performance.now();
   let webgpu: PageRun | undefined;
+  /** The page of the CPU pass, reused by the error checks. */
+  let cpuPage: Page | undefined;
 
   beforeAll(async () => {
     if (!HAVE_CHROMIUM) return;
@@ -317,6 +319,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('the teaching page (web/index.html, he
 
   it.skipIf(!HAVE_CHROMIUM)('without WebGPU: the CPU twins in the Web Worker, said so on the page, give the same tokens', async () => {
     const page = await open(QUIET_ARGS);
+    cpuPage = page;
     let cpu: PageRun;
     try {
       cpu = await ask(page, ref);
@@ -345,6 +348,75 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('the teaching page (web/index.html, he
     expect(await page.getAttribute('#step', 'data-step')).toBe(String(step));
     await screenshot(page, 'cpu.png');
   });
+
+  it.skipIf(!HAVE_CHROMIUM)(
+    'errors read as sentences: no model at a URL, a damaged weights file, a model too big for the device, an answer past the context',
+    async () => {
+      const page = cpuPage!;
+      const base = server!.resolvedUrls!.local[0];
+      const micro = (name: string) => readFileSync(join('weights', 'rose-micro', name));
+      // Two folders that exist only for this browser (the Web Worker's requests are the page's).
+      const huge = JSON.parse(micro('config.json').toString());
+      Object.assign(huge, {
+        hidden_size: 16384,
+        intermediate_size: 53248,
+        num_hidden_layers: 126,
+        num_attention_heads: 128,
+        num_key_value_heads: 8,
+      });
+      delete huge.head_dim;
+      const asked: string[] = [];
+      await page.route(`${base}models/{damaged,huge}/*`, (route) => {
+        const [folder, name] = new URL(route.request().url()).pathname.split('/').slice(-2);
+        asked.push(`${folder}/${name}`);
+        const body =
+          folder === 'huge' && name === 'config.json'
+            ? JSON.stringify(huge)
+            : name === 'model.safetensors'
+              ? 'not a safetensors file'
+              : undefined;
+        if (body !== undefined) return route.fulfill({ body });
+        return existsSync(join('weights', 'rose-micro', name))
+          ? route.fulfill({ body: micro(name) })
+          : route.fulfill({ status: 404, body: '' });
+      });
+      const load = async (url: string) => {
+        if (!(await page.isVisible('#model-url'))) await page.click('#other-model summary');
+        await page.fill('#model-url', url);
+        await page.click('#load-url');
+        // Shown beside the model, where the student just clicked.
+        await page.waitForSelector('#model-error:not([hidden])', { timeout: 30_000 });
+        return { code: await page.getAttribute('#model-error', 'data-code'), text: (await page.textContent('#model-error')) ?? '' };
+      };
+      const missing = await load(`${base}models/nowhere/`);
+      expect(missing.code).toBe('CONFIG');
+      expect(missing.text).toMatch(/^This folder does not look like a model checkpoint .*models\/nowhere\/config\.json does not exist/);
+      const damaged = await load(`${base}models/damaged/`);
+      expect(damaged.code).toBe('SAFETENSORS');
+      expect(damaged.text).toMatch(/^A weights file \(\.safetensors\) is damaged/);
+      const tooBig = await load(`${base}models/huge/`);
+      expect(tooBig.code).toBe('LIMIT');
+      expect(tooBig.text).toMatch(
+        /^This model is too big for this device\..*GiB once widened to f32 on the CPU backend, more than 3\/4 of the/,
+      );
+      expect(
+        asked.filter((a) => a.startsWith('huge/')),
+        'the huge model is refused before its weights are asked for',
+      ).not.toContain('huge/model.safetensors');
+      await page.locator('#model').screenshot({ path: join(SHOTS, 'error.png') });
+
+      // And one while answering: more new tokens than rose-micro's context holds, in the page's words.
+      await page.click('#load-default');
+      await page.waitForSelector('#run:not([disabled])', { timeout: 60_000 });
+      await page.fill('#max-new', '100000');
+      await page.click('#run');
+      await page.waitForSelector('#error:not([hidden])');
+      expect(await page.getAttribute('#error', 'data-code')).toBe('LIMIT');
+      expect(await page.textContent('#error')).toMatch(
+        /^The question and the answer would not fit in the model's context\..*use “max new tokens” \d+ or less/,
+      );
+    },
+  );
 });
 
 describe('npm run web (the Vite dev server)', () => {

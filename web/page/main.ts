@@ -36,6 +36,7 @@ const ui = {
   run: $<HTMLButtonElement>('run'),
   stop: $<HTMLButtonElement>('stop'),
   error: $('error'),
+  modelError: $('model-error'),
   roseSub: $('rose-sub'),
   step: $('step'),
   stepTitle: $('step-title'),
@@ -115,7 +116,9 @@ function load(source: ModelSource): void {
   currentSource = source;
   model = undefined;
   ui.run.disabled = true;
-  hideError();
+  hideError(ui.modelError);
+  hideError(ui.error);
+  ui.backendNote.hidden = true;
   ui.status.textContent = `Loading ${source.name}…`;
   send({ type: 'load', source, backend: ui.backend.value as BackendChoice });
 }
@@ -152,11 +155,11 @@ const backendWords = (b: BackendInfo): string =>
 function startRun(): void {
   const question = ui.question.value.trim();
   if (!question) {
-    showError({ code: 'INPUT', sentence: 'Type a question first.', detail: '' });
+    showError(ui.error, { code: 'INPUT', sentence: 'Type a question first.', detail: '' });
     return;
   }
   if (!model) return;
-  hideError();
+  hideError(ui.error);
   runSettings = settings();
   runId++;
   running = true;
@@ -286,16 +289,18 @@ function onTokenPointer(ev: Event, pin: boolean): void {
 
 // --- errors --------------------------------------------------------------------------------------
 
-function showError(e: { code: string; sentence: string; detail: string }): void {
-  ui.error.hidden = false;
-  ui.error.dataset.code = e.code;
-  ui.error.replaceChildren(Object.assign(document.createElement('p'), { textContent: e.sentence }));
-  if (e.detail) ui.error.append(Object.assign(document.createElement('p'), { className: 'small', textContent: e.detail }));
+/** Shows an error in `box` (beside the model, or beside the answers) and brings it into view. */
+function showError(box: HTMLElement, e: { code: string; sentence: string; detail: string }): void {
+  box.hidden = false;
+  box.dataset.code = e.code;
+  box.replaceChildren(Object.assign(document.createElement('p'), { textContent: e.sentence }));
+  if (e.detail) box.append(Object.assign(document.createElement('p'), { className: 'small', textContent: e.detail }));
+  box.scrollIntoView({ block: 'nearest' });
 }
 
-function hideError(): void {
-  ui.error.hidden = true;
-  ui.error.replaceChildren();
+function hideError(box: HTMLElement): void {
+  box.hidden = true;
+  box.replaceChildren();
 }
 
 // --- samples -------------------------------------------------------------------------------------
@@ -358,7 +363,7 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       if (m.runId === runId) onTrace(m.trace);
       break;
     case 'error':
-      showError(m.error);
+      showError(m.during === 'load' ? ui.modelError : ui.error, m.error);
       if (m.runId === undefined || m.runId === runId) {
         for (const side of ['plain', 'rose'] as const) if (answers[side].dataset.state === 'running') answers[side].dataset.state = 'error';
         endRun();
@@ -367,7 +372,8 @@ worker.onmessage = (ev: MessageEvent<FromWorker>) => {
       break;
   }
 };
-worker.onerror = (ev) => showError({ code: 'INTERNAL', sentence: 'The page’s background thread failed to start.', detail: ev.message });
+worker.onerror = (ev) =>
+  showError(ui.modelError, { code: 'INTERNAL', sentence: 'The page’s background thread failed to start.', detail: ev.message });
 
 ui.run.addEventListener('click', startRun);
 ui.stop.addEventListener('click', () => send({ type: 'stop' }));

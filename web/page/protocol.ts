@@ -97,4 +97,5 @@ export type FromWorker =
     }
   /** ROSE's whole trace, the JSON `rose generate --trace` writes, once its answer is done. */
   | { type: 'trace'; runId: number; trace: TraceJson }
-  | { type: 'error'; runId?: number; error: ShownError };
+  /** `during` says where the page shows it: beside the model (load), or beside the answers (describe, run). */
+  | { type: 'error'; during: 'load' | 'describe' | 'run'; runId?: number; error: ShownError };

@@ -16,6 +16,7 @@ const CONTROLS: readonly [RegExp, string][] = [
   [/--reverse/g, 'the reverse prompt'],
   [/--backend webgpu/g, 'WebGPU'],
   [/--backend cpu/g, 'the CPU'],
+  [/the webgpu backend/g, 'WebGPU, in a browser that has it'],
 ];
 
 const inPageWords = (s: string): string => CONTROLS.reduce((t, [re, words]) => t.replace(re, words), s);
@@ -26,16 +27,22 @@ const LEADS: Record<string, string> = {
   CHECKPOINT: 'The model files could not be read.',
   SAFETENSORS: 'A weights file (.safetensors) is damaged or is not a safetensors file.',
   DTYPE: 'The weights are stored in a number format rose-ts cannot compute with (it needs F32, F16 or BF16).',
-  LIMIT: 'This is too big for this device or this setting.',
   INPUT: 'That input cannot be used.',
   BACKEND: 'The graphics device (WebGPU) failed.',
   NUMERIC: 'The model produced numbers that are not numbers (Inf or NaN).',
 };
 
-export function shownError(e: unknown): ShownError {
+/** `during`: loading a model, or answering (a limit while loading is the model's size; while answering, the context). */
+export function shownError(e: unknown, during: 'load' | 'describe' | 'run'): ShownError {
   if (e instanceof RoseError) {
     const detail = inPageWords(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-    return { code: e.code, sentence: LEADS[e.code] ?? 'Something went wrong.', detail };
+    const lead =
+      e.code === 'LIMIT'
+        ? during === 'load'
+          ? 'This model is too big for this device.'
+          : "The question and the answer would not fit in the model's context."
+        : (LEADS[e.code] ?? 'Something went wrong.');
+    return { code: e.code, sentence: lead, detail };
   }
   const err = e instanceof Error ? e : new Error(String(e));
   return {

@@ -34,7 +34,8 @@ scope.onmessage = (ev) => {
     return;
   }
   if (m.type === 'run' || m.type === 'load') running?.controller.abort(new DOMException('stopped', 'AbortError'));
-  queue = queue.then(() => handle(m)).catch((e) => post({ type: 'error', error: shownError(e) }));
+  const during = m.type === 'load' ? 'load' : m.type === 'describe' ? 'describe' : 'run';
+  queue = queue.then(() => handle(m)).catch((e) => post({ type: 'error', during, error: shownError(e, during) }));
 };
 
 async function handle(m: ToWorker): Promise<void> {
@@ -43,7 +44,7 @@ async function handle(m: ToWorker): Promise<void> {
   if (m.type === 'run') {
     const controller = new AbortController();
     const done = run(m.runId, m.question, m.settings, controller.signal).catch((e) => {
-      post({ type: 'error', runId: m.runId, error: shownError(e) });
+      post({ type: 'error', during: 'run', runId: m.runId, error: shownError(e, 'run') });
     });
     running = { controller, done };
     await done;
