@@ -350,7 +350,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('the teaching page (web/index.html, he
   });
 
   it.skipIf(!HAVE_CHROMIUM)(
-    'errors read as sentences: no model at a URL, a damaged weights file, a model too big for the device, an answer past the context',
+    'a picked folder loads; errors read as sentences: no model at a URL, a damaged weights file, a model too big, an answer past the context',
     async () => {
       const page = cpuPage!;
       const base = server!.resolvedUrls!.local[0];
@@ -405,9 +405,13 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('the teaching page (web/index.html, he
       ).not.toContain('huge/model.safetensors');
       await page.locator('#model').screenshot({ path: join(SHOTS, 'error.png') });
 
-      // And one while answering: more new tokens than rose-micro's context holds, in the page's words.
-      await page.click('#load-default');
+      // A folder picked on this computer (the folder input, as a student uses it): rose-micro's own.
+      await page.setInputFiles('#folder', join('weights', 'rose-micro'));
       await page.waitForSelector('#run:not([disabled])', { timeout: 60_000 });
+      expect(await page.textContent('#status')).toMatch(/^rose-micro · /);
+      expect(await page.isVisible('#model-error')).toBe(false);
+
+      // And one while answering: more new tokens than rose-micro's context holds, in the page's words.
       await page.fill('#max-new', '100000');
       await page.click('#run');
       await page.waitForSelector('#error:not([hidden])');
