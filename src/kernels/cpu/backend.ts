@@ -45,6 +45,20 @@ export class CpuWeight implements Weight {
   ) {}
 }
 
+const inNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/**
+ * The memory the CPU backend may fill, and how to name it. Node: the machine's RAM. A browser (the
+ * teaching page runs this backend in a Web Worker) has no node:os: Chrome's navigator.deviceMemory
+ * gives the RAM in GiB, rounded down and capped at 8; other browsers say nothing, and 4 GiB is assumed.
+ */
+function hostMemory(): { bytes: number; what: string } {
+  if (inNode) return { bytes: totalmem(), what: `this machine's ${gib(totalmem())} GiB` };
+  const reported = (globalThis.navigator as { deviceMemory?: number } | undefined)?.deviceMemory;
+  if (reported)
+    return { bytes: reported * 2 ** 30, what: `the ${gib(reported * 2 ** 30)} GiB this browser reports (navigator.deviceMemory)` };
+  return { bytes: 4 * 2 ** 30, what: 'the 4.0 GiB assumed for a browser tab (this browser does not say how much memory it has)' };
+}
 const t = (x: Tensor): Float32Array => (x as CpuTensor).data;
 const w = (x: Weight): Float32Array => (x as CpuWeight).data;
 
@@ -78,18 +92,19 @@ export class CpuBackend extends VariantBackend<CpuBackend> implements Backend {
 
   get description(): string {
     const kernels = describeChoice(cpuVariants, this.kernels, ['matmul']);
-    return `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${kernels}, Node ${process.versions.node})`;
+    const host = inNode ? `Node ${process.versions.node}` : 'in a browser';
+    return `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${kernels}, ${host})`;
   }
 
   /** Weights are widened to f32 here, so each element costs 4 bytes whatever its stored dtype. */
   checkCapacity(weights: readonly { dtype: DType; elements: number }[]): void {
     const bytes = weights.reduce((sum, w) => sum + 4 * w.elements, 0);
     // Leave a quarter of the machine for activations, the KV cache, the OS and Node itself.
-    const limit = 0.75 * totalmem();
-    if (bytes > limit) {
+    const host = hostMemory();
+    if (bytes > 0.75 * host.bytes) {
       throw new RoseError(
         'LIMIT',
-        `this checkpoint needs ${gib(bytes)} GiB once widened to f32 on the CPU backend, more than 3/4 of this machine's ${gib(totalmem())} GiB`,
+        `this checkpoint needs ${gib(bytes)} GiB once widened to f32 on the CPU backend, more than 3/4 of ${host.what}`,
         'use a smaller checkpoint, or the webgpu backend, which keeps f16/bf16 weights in their stored size',
       );
     }

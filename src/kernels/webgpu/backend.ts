@@ -17,7 +17,7 @@ import { RoseError } from '../../errors.ts';
 import { checkKernelChoice, describeChoice, type KernelChoice } from '../registry.ts';
 import { VariantBackend } from '../variantBackend.ts';
 import { GpuContext, type GpuTensor, type GpuStats } from './context.ts';
-import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
+import { openWebGpu, type AdapterSummary, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
 import { type GpuEncoder, gpuVariants } from './variants.ts';
 
 export interface WebGpuBackendOptions extends OpenWebGpuOptions {
@@ -37,6 +37,8 @@ const t = (x: Tensor): GpuTensor => x as GpuTensor;
 export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend {
   readonly name = 'webgpu' as const;
   readonly variants = gpuVariants;
+  /** The adapter in a few words and in full (the CLI's banner line and its --json). */
+  readonly adapter: AdapterSummary;
   private readonly ctx: GpuContext;
   private opened: OpenedWebGpu | undefined;
   private readonly maxBindingBytes: number;
@@ -52,6 +54,7 @@ export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend
   private constructor(opened: OpenedWebGpu, opts: WebGpuBackendOptions) {
     super();
     this.opened = opened;
+    this.adapter = opened.summary;
     this.ctx = new GpuContext(opened.device, opened.describe.split(';')[0]);
     this.maxBindingBytes = opts.maxBindingBytesOverride ?? opened.device.limits.maxStorageBufferBindingSize;
     this.adapterDescription =
