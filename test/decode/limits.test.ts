@@ -1,23 +1,17 @@
 /** Hard limits end in clear typed errors, raised before any work starts. */
 import { describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { roseGenerate } from '../../src/decode/rose.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { loadWeights, type TensorSource } from '../../src/model/weights.ts';
 import { randomConfig } from '../helpers/randomModel.ts';
 import { loadFixture } from '../helpers/fixtures.ts';
+import { roseRejection } from '../helpers/errors.ts';
 
 async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]) {
-  let error: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(RoseError);
-  expect((error as RoseError).code).toBe(code);
-  for (const f of fragments) expect((error as RoseError).message).toContain(f);
+  const error = await roseRejection(async () => (typeof p === 'function' ? p() : p));
+  expect(error.code).toBe(code);
+  for (const f of fragments) expect(error.message).toContain(f);
 }
 
 describe('limits', () => {

@@ -10,7 +10,7 @@ import { contrastSoftmaxCpu } from '../../src/kernels/contrastSoftmax.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import type { Llama } from '../../src/model/llama.ts';
 import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseGenerate } from '../../src/decode/rose.ts';
-import { seededUniform } from '../../src/decode/random.ts';
+import { seededGaussian, seededUniform } from '../../src/decode/random.ts';
 import { filterTopKTopP, sampleFromProbs } from '../../src/decode/sampling.ts';
 import { argmax, listFixtures, loadFixture } from '../helpers/fixtures.ts';
 import { backendsUnderTest } from '../kernels/backends.ts';
@@ -150,8 +150,8 @@ describe('sampling', () => {
   it("draws follow the contrast's probabilities (chi-square test, false-alarm rate 1e-3)", () => {
     const V = 512;
     const logits = new Float32Array(2 * V);
-    const u = seededUniform(1);
-    for (let i = 0; i < 2 * V; i++) logits[i] = 3 * Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
+    const gaussian = seededGaussian(1);
+    for (let i = 0; i < 2 * V; i++) logits[i] = 3 * gaussian();
     const probs = new Float32Array(V);
     const params = { alphas: [0.5], temperature: 1, beta: 0.02, uniform: 0 };
     contrastSoftmaxCpu(probs, logits, V, params);

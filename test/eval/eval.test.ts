@@ -15,8 +15,8 @@ import { readEvalOutput, readPrompts, type EvalLine } from '../../src/eval/jsonl
 import { DEFAULT_REFUSAL_PHRASES, GCG_TEST_PREFIXES, isRefusal, loadRefusalPhrases, matchRefusal } from '../../src/eval/refusal.ts';
 import { mergeEvalOutputs } from '../../src/eval/merge.ts';
 import { formatSummary, runEval, shardOf, summarize, summarizeBy, summaryToJson, type EvalRunFn } from '../../src/eval/runner.ts';
-import { isRoseError } from '../../src/errors.ts';
 import { CHILD_EXTRA, fakeResponses, fakeRun as childRun } from './eval-child.ts';
+import { roseError, roseRejection } from '../helpers/errors.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'rose-eval-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,26 +32,15 @@ function promptsFile(dir: string, n: number, name = 'prompts.jsonl'): string {
 
 /** Expects fn to throw RoseError(code) whose message matches every pattern. */
 function expectRoseError(fn: () => unknown, code: string, ...patterns: (string | RegExp)[]): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(isRoseError(err), `expected a RoseError, got ${String(err)}`).toBe(true);
-  const e = err as Error & { code: string };
+  const e = roseError(fn);
   expect(e.code).toBe(code);
   for (const p of patterns) expect(e.message).toMatch(p);
 }
 
 async function expectRoseErrorAsync(p: Promise<unknown>, code: string, ...patterns: (string | RegExp)[]): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(isRoseError(err), `expected a RoseError, got ${String(err)}`).toBe(true);
-  expect((err as { code: string }).code).toBe(code);
-  for (const pat of patterns) expect((err as Error).message).toMatch(pat);
+  const e = await roseRejection(p);
+  expect(e.code).toBe(code);
+  for (const pat of patterns) expect(e.message).toMatch(pat);
 }
 
 const fakeRun: EvalRunFn = async (prompt, row) => fakeResponses(row.id, prompt);

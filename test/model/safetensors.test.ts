@@ -12,19 +12,13 @@ import {
   type ByteSource,
   type TensorToWrite,
 } from '../../src/model/safetensors.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
 /** Runs fn and checks it threw a RoseError with this code whose message matches. */
 function expectRose(fn: () => unknown, code: RoseErrorCode, message?: string | RegExp): RoseError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a RoseError').toBeInstanceOf(RoseError);
-  const re = err as RoseError;
+  const re = roseError(fn);
   expect(re.code, re.message).toBe(code);
   if (message !== undefined) expect(re.message).toMatch(message);
   expect(re.hint, 'every RoseError carries a hint').toBeTruthy();
