@@ -35,7 +35,25 @@ export interface KvCache {
  */
 export type StageObserver = (stage: number | 'normed', x: Tensor) => void;
 
-/** Activation buffers for one (M, R) shape, reused across calls so decode steps allocate nothing. */
+/** The call shape a Scratch serves: M = B·T token rows, R rows of logits, B batch rows (lastRows depends on B). */
+interface ScratchShape {
+  readonly M: number;
+  readonly R: number;
+  readonly B: number;
+}
+
+/**
+ * The scratch-cache policy. A decode step repeats one small shape every step (M = B: one new token per
+ * row, a row per prompt), so the buffers of a call of at most this many rows are kept for the Llama's
+ * lifetime, and a step allocates nothing; there are few such shapes, and each is small. A call of more
+ * rows is a prefill, whose shape follows the prompt and rarely recurs: its buffers (the largest is
+ * M × intermediate floats) are freed as soon as another shape needs buffers, so a long prompt's
+ * activations do not stay resident beside the weights. 8 keeps ROSE's decode with up to 7 reverse
+ * prompts (a batch of 1 + 7) on the kept side.
+ */
+const KEEP_SCRATCH_MAX_ROWS = 8;
+
+/** Activation buffers for one ScratchShape, reused across calls so decode steps allocate nothing. */
 interface Scratch {
   x: Tensor; // (M, D)      the residual stream
   xn: Tensor; // (M, D)     normalised input of a sublayer
@@ -55,7 +73,8 @@ interface Scratch {
 }
 
 export class Llama {
-  private readonly scratch = new Map<string, Scratch>();
+  /** By shape, as `${M},${R},${B}` (a Map compares object keys by identity); see KEEP_SCRATCH_MAX_ROWS. */
+  private readonly scratch = new Map<string, { shape: ScratchShape; buffers: Scratch }>();
   private readonly invFreq: Float32Array;
 
   constructor(
@@ -107,7 +126,7 @@ export class Llama {
     this.checkCall(cache, tokens, T);
 
     const M = B * T;
-    const s = this.scratchFor(M, allPositions ? M : B, B);
+    const s = this.scratchFor({ M, R: allPositions ? M : B, B });
     const positions = s.positions; // (B, T) position of each token; pads get 0 (never read)
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) positions[b * T + t] = Math.max(0, slot0 + t - cache.padLen[b]);
@@ -191,10 +210,12 @@ export class Llama {
     }
   }
 
-  private scratchFor(M: number, R: number, B: number): Scratch {
-    const key = `${M}x${R}x${B}`; // B too: lastRows depends on it
-    let s = this.scratch.get(key);
+  private scratchFor(shape: ScratchShape): Scratch {
+    const { M, R, B } = shape;
+    const key = `${M},${R},${B}`;
+    let s = this.scratch.get(key)?.buffers;
     if (!s) {
+      this.freePrefillScratch();
       const c = this.config;
       const be = this.backend;
       const qDim = c.numAttentionHeads * c.headDim;
@@ -216,15 +237,17 @@ export class Llama {
         positions: new Int32Array(M),
         lastRows: Int32Array.from({ length: B }, (_, b) => ((b + 1) * M) / B - 1),
       };
-      // A prefill's shapes are used once: free the previous large scratch rather than keep every size.
-      for (const [k, old] of this.scratch) {
-        if (Number(k.split('x')[0]) > 8) {
-          for (const v of Object.values(old)) if (!(v instanceof Int32Array)) be.free(v);
-          this.scratch.delete(k);
-        }
-      }
-      this.scratch.set(key, s);
+      this.scratch.set(key, { shape, buffers: s });
     }
     return s;
+  }
+
+  /** Frees the buffers of every shape over KEEP_SCRATCH_MAX_ROWS rows: a prefill's, used once. */
+  private freePrefillScratch(): void {
+    for (const [key, { shape, buffers }] of this.scratch) {
+      if (shape.M <= KEEP_SCRATCH_MAX_ROWS) continue;
+      for (const v of Object.values(buffers)) if (!(v instanceof Int32Array)) this.backend.free(v);
+      this.scratch.delete(key);
+    }
   }
 }
