@@ -10,6 +10,11 @@
  *
  * Shapes: B batch rows, T new tokens per row, M = B·T, D hidden, F intermediate, V vocab,
  * H query heads, Hkv key/value heads, hd head_dim, S cache capacity (slots).
+ *
+ * Each backend call below has its math on the line above it and the kernel file that implements it
+ * (src/kernels/<op>.ts: the CPU twin, the WGSL and the host wrapper side by side). The exact Hugging
+ * Face semantics this reproduces, and the tolerances and bugs the tests hold it to, are in
+ * docs/llama-semantics.md.
  */
 import type { Backend, Tensor } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
@@ -132,29 +137,42 @@ export class Llama {
       for (let t = 0; t < T; t++) positions[b * T + t] = Math.max(0, slot0 + t - cache.padLen[b]);
     }
 
+    // x = embed[tokens]  (kernels/embedding.ts)
     be.embedding(s.x, w.embed, tokens); // x (M, D)
     observe?.(0, s.x);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const lw = w.layers[l];
       // --- attention sublayer ---
+      // xn = x / √(mean(x²) + ε) ⊙ w, per token  (kernels/rmsnorm.ts)
       be.rmsnorm(s.xn, s.x, lw.inputNorm, c.rmsNormEps); // xn (M, D)
+      // q, k, v = xn·Wᵀ + b  (kernels/matmul.ts)
       be.matmul(s.q, s.xn, lw.wq, lw.bq); // q (M, H·hd)
       be.matmul(s.k, s.xn, lw.wk, lw.bk); // k (M, Hkv·hd)
       be.matmul(s.v, s.xn, lw.wv, lw.bv); // v (M, Hkv·hd)
-      be.rope(s.q, cache.rope, positions, c.numAttentionHeads);
-      be.rope(s.k, cache.rope, positions, c.numKeyValueHeads);
-      be.kvWrite(cache.k[l], s.k, slot0); // k cache (B, S, Hkv, hd) gets slots slot0..slot0+T
-      be.kvWrite(cache.v[l], s.v, slot0);
+      // q, k = x·cos(pos·θ) + rotate_half(x)·sin(pos·θ), per head, at each token's position  (kernels/rope.ts)
+      be.rope(s.q, cache.rope, positions, c.numAttentionHeads); // q (M, H·hd), in place
+      be.rope(s.k, cache.rope, positions, c.numKeyValueHeads); // k (M, Hkv·hd), in place
+      // K[b, slot0 + t] = k[b, t]; V likewise from v  (kernels/kvWrite.ts)
+      be.kvWrite(cache.k[l], s.k, slot0); // k cache (B, S, Hkv, hd): slots slot0..slot0+T
+      be.kvWrite(cache.v[l], s.v, slot0); // v cache (B, S, Hkv, hd): slots slot0..slot0+T
+      // att = softmax(q·Kᵀ/√hd)·V over the row's real slots ≤ its own; head h reads kv head ⌊h/(H/Hkv)⌋  (kernels/attention.ts)
       be.attention(s.att, s.q, cache.k[l], cache.v[l], cache.padLen, slot0); // att (M, H·hd)
+      // proj = att·Woᵀ + bo  (kernels/matmul.ts)
       be.matmul(s.proj, s.att, lw.wo, lw.bo); // proj (M, D)
-      be.addInPlace(s.x, s.proj); // x += attention(x)
+      // x = x + proj  (kernels/addInPlace.ts)
+      be.addInPlace(s.x, s.proj); // x (M, D) += attention(x)
       // --- MLP sublayer ---
+      // xn = x / √(mean(x²) + ε) ⊙ w, per token  (kernels/rmsnorm.ts)
       be.rmsnorm(s.xn, s.x, lw.postAttnNorm, c.rmsNormEps); // xn (M, D)
+      // gate, up = xn·Wᵀ + b  (kernels/matmul.ts)
       be.matmul(s.gate, s.xn, lw.wGate, lw.bGate); // gate (M, F)
       be.matmul(s.up, s.xn, lw.wUp, lw.bUp); // up (M, F)
-      be.swiglu(s.act, s.gate, s.up); // act (M, F) = silu(gate) ⊙ up
+      // act = silu(gate) ⊙ up, silu(g) = g·σ(g)  (kernels/swiglu.ts)
+      be.swiglu(s.act, s.gate, s.up); // act (M, F)
+      // proj = act·W_downᵀ + b_down  (kernels/matmul.ts)
       be.matmul(s.proj, s.act, lw.wDown, lw.bDown); // proj (M, D)
-      be.addInPlace(s.x, s.proj); // x += mlp(x)
+      // x = x + proj  (kernels/addInPlace.ts)
+      be.addInPlace(s.x, s.proj); // x (M, D) += mlp(x)
       observe?.(l + 1, s.x);
     }
     cache.length += T;
@@ -162,11 +180,14 @@ export class Llama {
     // --- head: only the positions whose logits are wanted ---
     let rows = s.x; // (R, D)
     if (!allPositions) {
-      be.gatherRows(s.rows, s.x, s.lastRows);
+      // rows[b] = x[b·T + T − 1], each row's last token  (kernels/gatherRows.ts)
+      be.gatherRows(s.rows, s.x, s.lastRows); // rows (B, D)
       rows = s.rows;
     }
-    be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // (R, D)
+    // rowsNorm = rows / √(mean(rows²) + ε) ⊙ w, per row  (kernels/rmsnorm.ts)
+    be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // rowsNorm (R, D)
     observe?.('normed', s.rowsNorm);
+    // logits = rowsNorm·W_headᵀ  (kernels/matmul.ts)
     be.matmul(s.logits, s.rowsNorm, w.lmHead); // logits (R, V)
     return s.logits;
   }

@@ -2,7 +2,7 @@
  * The ROSE loop against transformers' recorded ROSE runs, plus the invariants that define ROSE:
  * α = 0 is plain greedy decoding, the same token goes to both rows, batching changes nothing.
  * f32 compute makes token streams exact: the fixtures' smallest decision margin is 0.023, ~1000× the
- * f32 error (test/fixtures/README.md), so any token mismatch is a bug, not noise.
+ * f32 error (docs/llama-semantics.md, §9), so any token mismatch is a bug, not noise.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';

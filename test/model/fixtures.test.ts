@@ -15,7 +15,7 @@ import { backendsUnderTest } from '../kernels/backends.ts';
  * fixture generator tried lands within 2.1e-5 of transformers on logits of magnitude ≤ 15, so 1e-4
  * leaves 5× headroom for our own order; a real bug (rms_norm_eps 1e-5 ↔ 1e-6 in the tied fixture)
  * shows up at 9.4e-4, which this bar still catches. Probabilities: |Δp| ≤ ½(1+α)·max|Δlogit|, so the
- * same bar serves. (test/fixtures/README.md, "Tolerances".)
+ * same bar serves. (docs/llama-semantics.md, §9.)
  */
 const LOGIT_TOL = 1e-4;
 

@@ -26,7 +26,7 @@ import { argmax, fixturesDir, loadFixture, maxAbsDiff } from '../helpers/fixture
  * 1e-4 max |Δ| on logits and scores: every correct float32 evaluation order the fixture generator
  * tried lands within 2.1e-5 of transformers on logits of magnitude ≤ 15, so 1e-4 leaves 5× headroom
  * for the WGSL kernels' own order (and SwiftShader's exp / inverseSqrt), while a real bug such as
- * rms_norm_eps 1e-5 ↔ 1e-6 in this fixture shows up at 9.4e-4. (test/fixtures/README.md, "Tolerances".)
+ * rms_norm_eps 1e-5 ↔ 1e-6 in this fixture shows up at 9.4e-4. (docs/llama-semantics.md, §9 and §10.)
  */
 const LOGIT_TOL = 1e-4;
 
