@@ -6,7 +6,7 @@ import { roseGenerate } from '../../src/decode/rose.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { loadWeights, type TensorSource } from '../../src/model/weights.ts';
 import { randomConfig } from '../helpers/randomModel.ts';
-import { loadFixture } from '../helpers/fixtures.ts';
+import { argmax, loadFixture } from '../helpers/fixtures.ts';
 
 async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]) {
   let error: unknown;
@@ -27,15 +27,34 @@ describe('limits', () => {
   const rev = fx.ref.rows[1].tokens;
 
   it('a prompt plus max-new-tokens beyond max_position_embeddings is refused up front', async () => {
+    // One over: the longer prompt (the reverse one here) and every new token need 257 positions.
+    // Refused before any work starts.
     await rejects(
-      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - pos.length + 1 }),
+      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - Math.max(pos.length, rev.length) + 1 }),
       'LIMIT',
-      'exceeds',
+      'a context of 257 tokens exceeds',
       'max_position_embeddings (256)',
     );
-    // Exactly at the limit is fine.
-    const ok = await roseGenerate(model, pos, [rev], { maxNewTokens: 2 });
-    expect(ok.tokens).toHaveLength(2);
+    await rejects(() => model.newKvCache(2, 257), 'LIMIT', 'max_position_embeddings (256)');
+  });
+
+  it('a context of exactly max_position_embeddings is accepted, and its last positions are right', async () => {
+    // Plain greedy (a batch of one) up to the limit: the prompt and the new tokens fill 256 positions.
+    const maxNew = 256 - pos.length;
+    const run = await roseGenerate(model, pos, [], { alphas: [], maxNewTokens: maxNew });
+    expect(run.tokens).toHaveLength(maxNew);
+    // The same 256 tokens as one prefill over a cache of exactly 256 slots: position 255 exists, and
+    // every greedy choice made through the KV cache is the argmax of the prefill at its position
+    // (KV cache ≡ prefill is bit-exact on the CPU: test/model/properties.test.ts).
+    const ids = [...pos, ...run.tokens];
+    const cache = model.newKvCache(1, 256);
+    const logits = await model.backend.read(model.prefill(cache, [ids], true).logits); // (256, V)
+    const V = model.config.vocabSize;
+    for (let i = 0; i < maxNew; i++)
+      expect(argmax(logits, (pos.length - 1 + i) * V, (pos.length + i) * V), `new token ${i}`).toBe(run.tokens[i]);
+    expect(logits.subarray(255 * V).every(Number.isFinite)).toBe(true);
+    // Full means full: one more token is refused, never written past the last position.
+    await rejects(() => model.forward(cache, Int32Array.of(run.tokens[0])), 'LIMIT', 'KV cache holds 256 tokens');
   });
 
   it('a forward pass past the KV cache capacity is refused', async () => {
@@ -56,6 +75,16 @@ describe('limits', () => {
     await rejects(roseGenerate(model, pos, [rev], { sampling: { temperature: 0 } }), 'INPUT', 'temperature');
     await rejects(roseGenerate(model, pos, [rev], { beta: 1.5 }), 'INPUT', 'beta');
     await rejects(roseGenerate(model, pos, [rev], { sampling: { topP: 0 } }), 'INPUT', 'top-p');
+    // An injected uniform source: each draw must be in [0, 1), and a seed beside it would be ignored.
+    const draws = [0.5, 0.25, 1];
+    await rejects(roseGenerate(model, pos, [rev], { sampling: { uniform: () => draws.shift()! } }), 'INPUT', 'returned 1 at step 2');
+    await rejects(roseGenerate(model, pos, [rev], { sampling: { uniform: () => Number.NaN } }), 'INPUT', 'returned NaN at step 0');
+    await rejects(roseGenerate(model, pos, [rev], { sampling: { uniform: () => -0.1 } }), 'INPUT', 'returned -0.1 at step 0');
+    await rejects(
+      roseGenerate(model, pos, [rev], { sampling: { seed: 1, uniform: () => 0.5 } }),
+      'INPUT',
+      'both a seed and a uniform source',
+    );
   });
 
   it('a checkpoint too big for the CPU backend is refused before any tensor is read', () => {

@@ -3,6 +3,10 @@
  *
  * In CI (CI=true) a missing WebGPU adapter is a failure: the GPU kernels would silently go untested.
  * Elsewhere it is a loud warning on stderr and the WebGPU cases are skipped.
+ *
+ * ROSE_TEST_BACKENDS=cpu runs the CPU backend alone, on purpose and quietly (no adapter is even
+ * asked for): the mutation runs (`npm run mutate`) use it so that the CPU code must be caught by
+ * CPU tests, never by a WebGPU comparison that happens to run the same code.
  */
 import type { Backend } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
@@ -10,8 +14,12 @@ import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/kernels/webg
 
 let described = false;
 
+/** True when the caller asked for the CPU backend alone (ROSE_TEST_BACKENDS=cpu). */
+export const cpuOnly = process.env.ROSE_TEST_BACKENDS === 'cpu';
+
 /** A WebGPU backend, or undefined (with the warning / CI failure described above). */
 export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend | undefined> {
+  if (cpuOnly) return undefined;
   try {
     const { WebGpuBackend } = await import('../../src/kernels/webgpu/backend.ts');
     const be = await WebGpuBackend.create(opts);
