@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/kernels/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import type { Llama } from '../../src/model/llama.ts';
-import { argmax, listFixtures, loadFixture, maxAbsDiff, type Fixture } from '../helpers/fixtures.ts';
+import { argmax, listFixtures, loadFixture, maxAbsDiff, PROBS_ROUNDING, scoreErrorRange, type Fixture } from '../helpers/fixtures.ts';
 import { backendsUnderTest } from '../kernels/backends.ts';
 
 /**
@@ -17,34 +17,6 @@ import { backendsUnderTest } from '../kernels/backends.ts';
  * shows up at 9.4e-4, which this bar still catches. (test/fixtures/README.md, "Tolerances".)
  */
 const LOGIT_TOL = 1e-4;
-
-/**
- * Tolerance on probabilities, per step, derived from the logits of that step rather than from the
- * logit bar (which would allow ~5e-5 where ~1e-6 is measured). transformers' probs are the f64
- * softmax of s = l_pos − α·l_rev computed from its f32 logits; ours come from our logits, off by δs.
- * To first order |δp_v| = p_v·|δs_v − Σ_u p_u δs_u| ≤ p_v(1 − p_v)·range(δs) ≤ ¼·range(δs) (the
- * second-order term, ~range², is below 1e-9 here). The test measures range(δs) at each step. Add the
- * kernel's own rounding on top:
- *  - cpu: z and the softmax in f64, probabilities stored in f32 on both sides: 2 × 2⁻²⁴ ≤ 1.2e-7;
- *  - webgpu: everything in f32. z = (l − lse) − α(l' − lse') takes 4 roundings of values ≤ 32, so
- *    each z_v is off by ≤ 4·2⁻²⁴·32 = 7.6e-6 and range(δz) ≤ 1.5e-5, which moves p by ≤ 3.8e-6 (the
- *    same ¼ rule); exp's error (3 + 2|x| ULP, WGSL §17.7) costs ≤ 3·2⁻²⁴·p_max ≤ 1.8e-7, and the f32
- *    sum over V ≤ 1000 entries (256 strided partial sums, then a tree) ≤ 12·2⁻²⁴ ≤ 7.2e-7 relative.
- *    Total ≤ 4.7e-6; the bar takes 5e-6.
- */
-const PROBS_ROUNDING: Record<Backend['name'], number> = { cpu: 1.2e-7, webgpu: 5e-6 };
-
-/** range over v of (ours − reference) of s = l_pos − α·l_rev, in f64. */
-function scoreErrorRange(lp: Float32Array, lr: Float32Array, wantPos: Float32Array, wantRev: Float32Array, alpha: number): number {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let v = 0; v < lp.length; v++) {
-    const d = lp[v] - wantPos[v] - alpha * (lr[v] - wantRev[v]);
-    lo = Math.min(lo, d);
-    hi = Math.max(hi, d);
-  }
-  return hi - lo;
-}
 
 // The same test body on every backend (CPU reference, and WebGPU on whatever adapter is present:
 // llvmpipe in CI). One backend instance per file, destroyed at the end so Node can exit.
