@@ -2,13 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
-import { roseGenerate } from '../../src/decode/rose.ts';
+import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseGenerate, type RoseOptions } from '../../src/decode/rose.ts';
+import { roseError } from '../helpers/errors.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { loadWeights, type TensorSource } from '../../src/model/weights.ts';
 import { randomConfig } from '../helpers/randomModel.ts';
 import { argmax, loadFixture } from '../helpers/fixtures.ts';
 
-async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]) {
+async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...fragments: string[]): Promise<RoseError> {
   let error: unknown;
   try {
     await (typeof p === 'function' ? p() : p);
@@ -18,6 +19,7 @@ async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...f
   expect(error).toBeInstanceOf(RoseError);
   expect((error as RoseError).code).toBe(code);
   for (const f of fragments) expect((error as RoseError).message).toContain(f);
+  return error as RoseError;
 }
 
 describe('limits', () => {
@@ -85,6 +87,59 @@ describe('limits', () => {
       'INPUT',
       'both a seed and a uniform source',
     );
+  });
+
+  it('each option is refused just outside its range and accepted at its edge', async () => {
+    const run = (o: RoseOptions) => roseGenerate(model, pos, [rev], { maxNewTokens: 1, ...o });
+    const refused: [RoseOptions, string][] = [
+      [{ alphas: [Number.NaN] }, 'alpha must be a finite number ≥ 0, got NaN'],
+      [{ alphas: [Number.POSITIVE_INFINITY] }, 'alpha must be a finite number ≥ 0, got Infinity'],
+      [{ alphas: [-0.001] }, 'got -0.001'],
+      [{ sampling: { temperature: Number.POSITIVE_INFINITY } }, 'temperature must be > 0, got Infinity'],
+      [{ sampling: { temperature: Number.NaN } }, 'temperature must be > 0, got NaN'],
+      [{ sampling: { topP: 1.0001 } }, 'top-p must be in (0, 1], got 1.0001'],
+      [{ sampling: { topP: Number.NaN } }, 'top-p must be in (0, 1], got NaN'],
+      [{ sampling: { topK: -1 } }, 'top-k must be an integer ≥ 0, got -1'],
+      [{ sampling: { topK: 1.5 } }, 'top-k must be an integer ≥ 0, got 1.5'],
+      [{ beta: -0.001 }, 'beta must be in [0, 1], got -0.001'],
+      [{ beta: Number.NaN }, 'beta must be in [0, 1], got NaN'],
+      [{ maxNewTokens: 0 }, 'max new tokens must be a positive integer, got 0'],
+      [{ maxNewTokens: 1.5 }, 'max new tokens must be a positive integer, got 1.5'],
+      [{ firstM: -1 }, 'first-m must be an integer ≥ 0, got -1'],
+      [{ firstM: 0.5 }, 'first-m must be an integer ≥ 0, got 0.5'],
+    ];
+    for (const [o, message] of refused) await rejects(run(o), 'INPUT', message);
+    // The hints that come with some of them say what to do.
+    expect((await rejects(run({ alphas: [-1] }), 'INPUT')).hint).toBe('the paper uses 0.5');
+    expect((await rejects(run({ sampling: { seed: 1, uniform: () => 0.5 } }), 'INPUT')).hint).toContain('give one of them');
+    expect((await rejects(run({ sampling: { uniform: () => 2 } }), 'INPUT')).hint).toContain('[0, 1)');
+    // The edges themselves are fine: α 0, β 0 and 1, top-p 1, top-k 0, first-m 0, one new token.
+    const edges: RoseOptions[] = [
+      { alphas: [0] },
+      { beta: 0 },
+      { beta: 1 },
+      { firstM: 0 },
+      { sampling: { topP: 1, topK: 0, temperature: 1e-3 } },
+      { sampling: { uniform: () => 0 } },
+    ];
+    for (const o of edges) expect((await run(o)).tokens).toHaveLength(1);
+    // No alphas given: 0.5 for each reverse prompt (the paper's).
+    expect((await run({})).tokens).toEqual((await run({ alphas: [0.5] })).tokens);
+    const twoRev = await roseGenerate(model, pos, [rev, pos], { maxNewTokens: 3 });
+    expect(twoRev.tokens).toEqual((await roseGenerate(model, pos, [rev, pos], { maxNewTokens: 3, alphas: [0.5, 0.5] })).tokens);
+  });
+
+  it('guidance scale γ ↔ α: γ ≥ 1 and finite, else a clear error', () => {
+    expect(alphaFromGuidanceScale(1)).toBe(0);
+    expect(alphaFromGuidanceScale(2)).toBe(0.5);
+    expect(alphaFromGuidanceScale(4)).toBe(0.75);
+    expect(guidanceScaleFromAlpha(0.75)).toBe(4);
+    for (const gamma of [0.999, 0, -2, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const e = roseError(() => alphaFromGuidanceScale(gamma));
+      expect(e.code).toBe('INPUT');
+      expect(e.message).toBe(`guidance_scale must be a finite number ≥ 1, got ${gamma}`);
+      expect(e.hint).toBe('γ = 1/(1−α): α = 0.5 is γ = 2');
+    }
   });
 
   it('a checkpoint too big for the CPU backend is refused before any tensor is read', () => {
