@@ -117,6 +117,47 @@ function optionsFor(c: FeatureCase, eos: number[]): RoseOptions {
   };
 }
 
+/**
+ * The files' sampling rule (their `semantics`), restated in f64 from the text, not from src/: z from
+ * the log-softmaxes, softmax(z/T), top-k then top-p on the probabilities (descending, ties by lowest
+ * id; top-p keeps the smallest prefix whose mass reaches p), renormalised, then the first id in id
+ * order whose running sum exceeds u. `margin`: how far u is from the nearest breakpoint of that sum.
+ */
+function ruleInF64(logits: Float32Array, V: number, alphas: number[], T: number, topK: number, topP: number, u: number) {
+  const logSoftmax = (r: number) => {
+    const row = Array.from(logits.subarray(r * V, (r + 1) * V));
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0));
+    return row.map((x) => x - lse);
+  };
+  const pos = logSoftmax(0);
+  const revs = alphas.map((_, i) => logSoftmax(i + 1));
+  const z = pos.map((x, v) => (x - alphas.reduce((a, al, i) => a + al * revs[i][v], 0)) / T);
+  const zMax = Math.max(...z);
+  const e = z.map((x) => Math.exp(x - zMax));
+  const sum = e.reduce((a, b) => a + b, 0);
+  const p = e.map((x) => x / sum);
+  const order = p.map((_, v) => v).sort((a, b) => p[b] - p[a] || a - b);
+  let kept = topK > 0 ? order.slice(0, topK) : order;
+  if (topP < 1) {
+    let mass = 0;
+    const n = kept.findIndex((v) => (mass += p[v]) >= topP);
+    kept = kept.slice(0, n + 1);
+  }
+  const total = kept.reduce((a, v) => a + p[v], 0);
+  const keptSet = new Set(kept);
+  let cdf = 0;
+  let token = -1;
+  let margin = Infinity;
+  for (let v = 0; v < V; v++) {
+    if (!keptSet.has(v)) continue;
+    cdf += p[v] / total;
+    margin = Math.min(margin, Math.abs(cdf - u));
+    if (token < 0 && cdf > u) token = v;
+  }
+  return { token, kept: kept.length, margin };
+}
+
 describe.each(backends.flatMap((b) => referenceFiles.map(([ckpt, file]) => [ckpt, b.name, b, file] as const)))(
   'decode features on %s (%s)',
   (checkpoint, _kind, backend: Backend, file) => {
@@ -160,6 +201,39 @@ describe.each(backends.flatMap((b) => referenceFiles.map(([ckpt, file]) => [ckpt
         });
       },
     );
+
+    // The files sample with top-k and top-p together, and top-p never cuts inside their top-8; so the
+    // two filters are also run one at a time here, against the files' rule restated in f64 below and
+    // applied to the model's own logits (the forward pass is checked above and in fixtures.test.ts).
+    const sampledCase = ref.cases.find((c) => c.name === 'sampled_topk_topp')!;
+    it.each([
+      ['top-k alone', { topK: 3, topP: 1 }],
+      ['top-p alone', { topK: 0, topP: 0.6 }],
+    ] as const)('%s: the sampled stream equals the rule applied to the same logits', async (_what, filter) => {
+      const c = sampledCase;
+      const uniforms = c.steps_detail.map((d) => d.uniform!);
+      const temperature = 1.3;
+      let next = 0;
+      const result = await roseGenerate(model, c.positive_ids, c.reverse_ids, {
+        alphas: c.alphas,
+        maxNewTokens: uniforms.length,
+        sampling: { temperature, ...filter, uniform: () => uniforms[next++] },
+      });
+      // The replay: the loop's own batch shapes (so the same logits), one step at a time.
+      const rows = [c.positive_ids, ...c.reverse_ids];
+      const cache = model.newKvCache(rows.length, Math.max(...rows.map((r) => r.length)) + uniforms.length);
+      let logits = model.prefill(cache, rows).logits;
+      let cut = 0; // steps where the filter removed tokens: the test must exercise it
+      for (let s = 0; s < uniforms.length; s++) {
+        const l = await backend.read(logits);
+        const want = ruleInF64(l, V, c.alphas, temperature, filter.topK, filter.topP, uniforms[s]);
+        expect(want.margin, `step ${s}: u is clear of every CDF breakpoint`).toBeGreaterThan(1e-5);
+        expect(result.tokens[s], `step ${s}`).toBe(want.token);
+        if (want.kept < V) cut++;
+        logits = model.forward(cache, new Int32Array(rows.length).fill(want.token));
+      }
+      expect(cut).toBe(uniforms.length);
+    });
 
     const probsCase = ref.cases.find((c) => c.probs_step0 !== undefined);
     it.runIf(probsCase)('β mask + temperature: the whole step-0 probability vector, zeros exactly where the mask drops', async () => {

@@ -9,7 +9,7 @@ import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { contrastSoftmaxCpu } from '../../src/kernels/contrastSoftmax.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import type { Llama } from '../../src/model/llama.ts';
-import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseGenerate } from '../../src/decode/rose.ts';
+import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseDecode, roseGenerate } from '../../src/decode/rose.ts';
 import { seededUniform } from '../../src/decode/random.ts';
 import { filterTopKTopP, sampleFromProbs } from '../../src/decode/sampling.ts';
 import { argmax, listFixtures, loadFixture } from '../helpers/fixtures.ts';
@@ -104,13 +104,20 @@ describe.each(cases)('ROSE on fixture %s (%s)', (name, _kind, backend) => {
   it("trace probabilities are the f64 softmax of each row's logits, and the fused kernel's for the contrast", async () => {
     const run = fx.ref.rose.runs.find((r) => r.alpha === 0.5)!;
     const K = 8;
-    const t0 = performance.now();
-    const result = await roseGenerate(model, pos, [rev], { maxNewTokens: run.steps, trace: { topK: K } });
-    const wall = (performance.now() - t0) / 1000;
+    // Decoded event by event, timed from outside: the prefill (and the first decision) ends before the
+    // first event arrives, and the decoding after it spans at least the first to the last event.
+    const events = roseDecode(model, pos, [rev], { maxNewTokens: run.steps, trace: { topK: K } });
+    const tCall = performance.now();
+    let [tFirst, tLast] = [0, 0];
+    let next = await events.next();
+    for (; !next.done; next = await events.next()) [tFirst, tLast] = [tFirst || performance.now(), performance.now()];
+    const tDone = performance.now();
+    const result = next.value;
     expect(result.steps).toBe(run.steps);
     expect(result.prefillSeconds).toBeGreaterThan(0);
-    expect(result.decodeSeconds).toBeGreaterThan(0); // steps 1.. run after the first decision
-    expect(result.prefillSeconds + result.decodeSeconds).toBeLessThanOrEqual(wall);
+    expect(result.prefillSeconds).toBeLessThanOrEqual((tFirst - tCall) / 1000);
+    expect(result.decodeSeconds).toBeGreaterThanOrEqual((tLast - tFirst) / 1000);
+    expect(result.prefillSeconds + result.decodeSeconds).toBeLessThanOrEqual((tDone - tCall) / 1000);
     // The same steps replayed with the loop's own shapes (so the same logits, bit for bit), read back,
     // and turned into probabilities here: softmax in f64, top-K by probability, ties by lowest id.
     const V = model.config.vocabSize;
@@ -130,6 +137,7 @@ describe.each(cases)('ROSE on fixture %s (%s)', (name, _kind, backend) => {
     for (let s = 0; s < run.steps; s++) {
       const both = await backend.read(logits);
       const t = result.trace[s];
+      expect(t.pRev).toHaveLength(1); // one entry per reverse prompt
       for (const [got, want] of [
         [t.pPos, topK(softmax64(both.subarray(0, V)))],
         [t.pRev[0], topK(softmax64(both.subarray(V)))],
@@ -146,6 +154,15 @@ describe.each(cases)('ROSE on fixture %s (%s)', (name, _kind, backend) => {
       logits = model.forward(cache, Int32Array.of(t.token, t.token));
     }
     backend.free(probs);
+  });
+
+  it('trace lists tokens the β mask drops with probability 0, by lowest id, after the kept ones', async () => {
+    // β = 1 keeps only the positive row's argmax: the contrast is one token with probability 1.
+    const result = await roseGenerate(model, pos, [rev], { maxNewTokens: 1, beta: 1, trace: { topK: 4 } });
+    const [t] = result.trace;
+    expect(t.token).toBe(t.plainToken);
+    const zeros = [0, 1, 2, 3].filter((id) => id !== t.token).slice(0, 3);
+    expect(t.contrast).toEqual([{ id: t.token, p: 1 }, ...zeros.map((id) => ({ id, p: 0 }))]);
   });
 
   it('every stop id ends generation on the contrasted token', async () => {
@@ -240,8 +257,10 @@ describe('sampling', () => {
     expect(Array.from(p8, (p) => p > 0)).toEqual([false, true, false, true, true]);
     expect(sampleFromProbs(p8, 0)).toBe(1);
     expect(sampleFromProbs(p8, 0.999999)).toBe(4);
-    // Neither filter: the probabilities come back as they are (already normalised).
+    // Neither filter: the probabilities come back as they are (already normalised), the tiniest included:
+    // top-p = 1 is off, even where rounding makes the running mass reach 1 early.
     expect(Array.from(filterTopKTopP(probs, 0, 1))).toEqual(Array.from(probs));
+    expect(Array.from(filterTopKTopP(Float32Array.of(0.75, 0.25, 1e-9), 0, 1), (p) => p > 0)).toEqual([true, true, true]);
   });
 
   it('the filters at their edges: ties, k beyond the kept tokens, mass exactly p, zeros', () => {
@@ -251,8 +270,10 @@ describe('sampling', () => {
     expect(Array.from(filterTopKTopP(tied, 4, 1))).toEqual([2 / 7, 1 / 7, 2 / 7, 0, 2 / 7].map(Math.fround));
     expect(Array.from(filterTopKTopP(tied, 0, 0.5))).toEqual([0.5, 0, 0.5, 0, 0]); // 0.25 + 0.25 reaches 0.5: stop there
     expect(Array.from(filterTopKTopP(tied, 0, 0.5000001))).toEqual([1 / 3, 0, 1 / 3, 0, 1 / 3].map(Math.fround));
-    // top-k first, then top-p within the k kept (renormalised only once, at the end).
+    // top-k first, then top-p within the k kept (renormalised only once, at the end); top-p never
+    // brings back a token top-k dropped, even when the k kept fall short of p.
     expect(Array.from(filterTopKTopP(tied, 2, 0.25))).toEqual([1, 0, 0, 0, 0]);
+    expect(Array.from(filterTopKTopP(tied, 2, 0.75))).toEqual([0.5, 0, 0.5, 0, 0]);
     // Zeros (masked tokens) are never kept, whatever k asks for.
     const masked = Float32Array.from([0, 0.75, 0, 0.25]);
     expect(Array.from(filterTopKTopP(masked, 10, 1))).toEqual([0, 0.75, 0, 0.25]);
