@@ -11,7 +11,13 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/decode/**/*.test.ts', 'test/model/**/*.test.ts', 'test/kernels/**/*.test.ts', 'test/reliability/nonFinite.test.ts'],
+    include: [
+      'test/decode/**/*.test.ts',
+      'test/model/**/*.test.ts',
+      'test/kernels/**/*.test.ts',
+      'test/oracle/hiddenStates.test.ts', // the forward pass's hidden states (src/model/llama.ts)
+      'test/reliability/nonFinite.test.ts',
+    ],
     env: { ROSE_TEST_BACKENDS: 'cpu' },
     testTimeout: 300_000,
     hookTimeout: 300_000,

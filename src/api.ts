@@ -8,24 +8,42 @@
  * Everything here is glue over the layers below: model/ (checkpoint, tokenizer, forward pass) and
  * decode/ (prompts, templates, the ROSE loop).
  */
+import { fileURLToPath } from 'node:url';
 import { RoseError } from './errors.ts';
 import type { Backend } from './kernels/backend.ts';
 import { CpuBackend } from './kernels/cpu/backend.ts';
-import { openBackend, type BackendKind } from './kernels/select.ts';
+import { openBackend, summarizeBackend, type BackendKind, type BackendSummary } from './kernels/select.ts';
+import { loadLlamaConfig } from './model/config.ts';
 import { loadLlama } from './model/load.ts';
 import type { Llama } from './model/llama.ts';
+import { SafetensorsCheckpoint } from './model/safetensors.ts';
 import { checkTokenizerFitsModel, loadTokenizer, StreamDecoder, type RoseTokenizer } from './model/tokenizer.ts';
 import { resolvePositivePrompt, resolveReversePrompt, type ResolvedPrompt } from './decode/prompts.ts';
 import { roseDecode, type RoseOptions, type RoseResult, type TraceStep } from './decode/rose.ts';
 import { applyTemplate, type TemplateMode } from './decode/template.ts';
+import { traceToJson, type TraceJson } from './decode/trace.ts';
+
+export type { BackendKind, BackendSummary } from './kernels/select.ts';
+export type { AdapterSummary } from './kernels/webgpu/device.ts';
+export { RoseError, type RoseErrorCode } from './errors.ts';
+export { TRACE_FORMAT, traceToJson, type TraceJson, type TracedStep, type TracedEntry } from './decode/trace.ts';
+export type { ResolvedPrompt } from './decode/prompts.ts';
+export type { TemplateMode } from './decode/template.ts';
+export type { RoseResult, SamplingOptions, TraceStep, TopEntry } from './decode/rose.ts';
+
+/** The embedded default checkpoint, rose-micro (weights/rose-micro, trained by weights/recipe/). */
+export const ROSE_MICRO_DIR: string = fileURLToPath(new URL('../weights/rose-micro', import.meta.url));
 
 export interface OpenOptions {
+  /** 'auto' (default): a real GPU adapter when there is one, else the CPU. 'webgpu' also takes software adapters. */
   backend?: BackendKind;
-  /** CPU matmul threads (CPU backend, or the `auto` fallback). Default 1. */
+  /** CPU matmul threads (CPU backend, or `auto` when it picks the CPU). Default 1. */
   threads?: number;
   onProgress?: (done: number, total: number) => void;
-  /** Where backend warnings go (the `auto` fallback). Default: stderr. */
+  /** Where backend warnings go (a fault that `auto` falls back from). Default: stderr. */
   warn?: (line: string) => void;
+  /** Why `auto` did not pick a GPU, and such details; default: nowhere. */
+  note?: (line: string) => void;
 }
 
 export interface AskOptions extends Omit<RoseOptions, 'alphas' | 'stopIds'> {
@@ -41,7 +59,52 @@ export interface AskOptions extends Omit<RoseOptions, 'alphas' | 'stopIds'> {
   plain?: boolean;
   /** Extra stop ids beyond the model's end-of-turn ids. */
   extraStopIds?: readonly number[];
+  /** Stops the decoding at the next step (it rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
+
+/** A question turned into model input: one row per prompt, positive first, with the exact text of each. */
+export interface PreparedPrompts {
+  /** Token ids of each row: [positive, reverse 1, …]. */
+  rows: number[][];
+  /** The text each row was tokenized from (template applied). */
+  texts: string[];
+  positive: ResolvedPrompt;
+  reverse: ResolvedPrompt[];
+  notes: string[];
+}
+
+/** The rows for a question: the positive prompt first, then each reverse prompt (none with `plain`). */
+export function preparePrompts(tok: RoseTokenizer, question: string, opts: AskOptions = {}): PreparedPrompts {
+  const positive = resolvePositivePrompt(opts.positive ?? 'default');
+  const reverseKinds = opts.plain ? [] : Array.isArray(opts.reverse) ? opts.reverse : [opts.reverse ?? 'manual'];
+  const reverse = reverseKinds.map((k) => resolveReversePrompt(k, { positive: positive.text }));
+  const mode = opts.template ?? 'paper';
+  const templated = [positive, ...reverse].map((p) => applyTemplate(tok, mode, p.text, question));
+  const notes = [...new Set(templated.map((t) => t.note).filter((n): n is string => !!n))];
+  return { rows: templated.map((t) => t.ids), texts: templated.map((t) => t.text), positive, reverse, notes };
+}
+
+/** The tokenizer of a checkpoint folder, checked against its config.json; RoseError('INPUT') when it has none. */
+export async function openTokenizer(dir: string): Promise<RoseTokenizer> {
+  const config = loadLlamaConfig(dir);
+  const tok = await loadTokenizer(dir);
+  if (!tok) throw noTokenizer();
+  checkTokenizerFitsModel(tok, config);
+  return tok;
+}
+
+/** What the model would see for a question, without loading any weights (`rose tokenize`). */
+export async function tokenize(dir: string, question: string, opts: AskOptions = {}): Promise<PreparedPrompts> {
+  return preparePrompts(await openTokenizer(dir), question, opts);
+}
+
+const noTokenizer = () =>
+  new RoseError(
+    'INPUT',
+    'this checkpoint has no tokenizer.json, so it cannot take text',
+    'pass token ids instead: rose generate --ids … --reverse-ids …',
+  );
 
 export interface StreamPiece {
   step: number;
@@ -60,6 +123,8 @@ export interface Answer extends RoseResult {
 }
 
 export class Rose {
+  private closed = false;
+
   private constructor(
     private llama: Llama,
     readonly tokenizer: RoseTokenizer | null,
@@ -68,11 +133,15 @@ export class Rose {
   ) {}
 
   static async open(dir: string, opts: OpenOptions = {}): Promise<Rose> {
-    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads });
+    // The cheap checks first (config, safetensors headers, tokenizer): a typo in the folder is reported
+    // at once, not after a GPU has been started.
+    const config = loadLlamaConfig(dir);
+    SafetensorsCheckpoint.open(dir).close();
+    const tokenizer = await loadTokenizer(dir);
+    if (tokenizer) checkTokenizerFitsModel(tokenizer, config);
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, note: opts.note });
     try {
       const model = loadLlama(dir, backend, { onProgress: opts.onProgress });
-      const tokenizer = await loadTokenizer(dir);
-      if (tokenizer) checkTokenizerFitsModel(tokenizer, model.config);
       return new Rose(model, tokenizer, dir, opts);
     } catch (e) {
       backend.destroy();
@@ -87,8 +156,19 @@ export class Rose {
     return this.llama.backend;
   }
 
+  /** The backend in a few words ('cpu (1 thread)', 'webgpu (llvmpipe, software)') and its adapter in full. */
+  get backendSummary(): BackendSummary {
+    return summarizeBackend(this.backend);
+  }
+
+  /** Frees the backend. A decoding still running stops at its next step with an error; it never falls back. */
   close(): void {
+    this.closed = true;
     this.backend.destroy();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new RoseError('INPUT', 'this Rose session is closed', 'open a new one with Rose.open()');
   }
 
   /**
@@ -97,6 +177,7 @@ export class Rose {
    */
   private fallBackToCpu(error: unknown): boolean {
     if (
+      this.closed || // closing destroys the device on purpose (Ctrl-C in rose eval): that is no device loss
       (this.opts.backend ?? 'auto') !== 'auto' ||
       this.backend.name !== 'webgpu' ||
       !(error instanceof RoseError) ||
@@ -121,24 +202,27 @@ export class Rose {
   }
 
   /** The token rows for a question: the positive prompt first, then each reverse prompt. */
-  prepare(
-    question: string,
-    opts: AskOptions = {},
-  ): { rows: number[][]; positive: ResolvedPrompt; reverse: ResolvedPrompt[]; notes: string[] } {
-    const tok = this.tokenizer;
-    if (!tok)
-      throw new RoseError(
-        'INPUT',
-        'this checkpoint has no tokenizer.json, so it cannot take text',
-        'pass token ids instead: rose generate --ids … --reverse-ids …',
-      );
-    const positive = resolvePositivePrompt(opts.positive ?? 'default');
-    const reverseKinds = opts.plain ? [] : Array.isArray(opts.reverse) ? opts.reverse : [opts.reverse ?? 'manual'];
-    const reverse = reverseKinds.map((k) => resolveReversePrompt(k, { positive: positive.text }));
-    const mode = opts.template ?? 'paper';
-    const templated = [positive, ...reverse].map((p) => applyTemplate(tok, mode, p.text, question));
-    const notes = [...new Set(templated.map((t) => t.note).filter((n): n is string => !!n))];
-    return { rows: templated.map((t) => t.ids), positive, reverse, notes };
+  prepare(question: string, opts: AskOptions = {}): PreparedPrompts {
+    if (!this.tokenizer) throw noTokenizer();
+    return preparePrompts(this.tokenizer, question, opts);
+  }
+
+  /** The text of one token id (decoded on its own, special tokens shown), or null without a tokenizer. */
+  tokenText(id: number): string | null {
+    return this.tokenizer ? this.tokenizer.decode([id], { skipSpecialTokens: false, cleanUpTokenizationSpaces: false }) : null;
+  }
+
+  /** An answer asked with `trace`, as the JSON that `rose generate --trace` writes (decode/trace.ts). */
+  traceJson(answer: Answer, opts: Pick<AskOptions, 'alpha' | 'beta'> = {}): TraceJson {
+    const alpha = opts.alpha ?? 0.5;
+    return traceToJson(answer, {
+      alphas: typeof alpha === 'number' ? answer.prompts.reverse.map(() => alpha) : [...alpha],
+      beta: opts.beta,
+      reverse: answer.prompts.reverse.map((r) => r.label),
+      promptTokens: answer.promptTokens,
+      text: answer.text,
+      tokenText: (id) => this.tokenText(id),
+    });
   }
 
   /** Streams the answer to a question, token by token, with text. */
@@ -154,6 +238,7 @@ export class Rose {
     opts: AskOptions = {},
     prompts?: Answer['prompts'],
   ): AsyncGenerator<StreamPiece, Answer> {
+    this.checkOpen();
     const emitted: number[] = [];
     for (;;) {
       try {
@@ -197,6 +282,8 @@ export class Rose {
     const it = roseDecode(this.model, positiveIds, rev, { ...opts, alphas, stopIds: this.stopIds(opts.extraStopIds) });
     let text = '';
     for (;;) {
+      opts.signal?.throwIfAborted();
+      this.checkOpen(); // a session closed mid-answer (rose eval's Ctrl-C) stops here, on any backend
       const r = await it.next();
       if (r.done) {
         const tail = decoder?.flush() ?? '';

@@ -12,10 +12,11 @@
  * Errors: a malformed file or shard index is RoseError('SAFETENSORS'); a dtype we cannot compute
  * with is RoseError('DTYPE'); a missing file, shard or tensor is RoseError('CHECKPOINT').
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, HostWeight } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
+import { writeOutputFile } from '../outputFile.ts';
 
 // --- byte access --------------------------------------------------------------------------------
 
@@ -573,35 +574,10 @@ export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata?: 
 }
 
 /**
- * Writes a safetensors file without building it in memory. It goes to `path.tmp-<pid>` first and is
- * renamed into place, so a crash or a full disk never leaves a torn file at `path`.
+ * Writes a safetensors file without building it in memory, through writeOutputFile: a regular file
+ * (or a new path) goes to a temp file that is renamed into place, so a crash or a full disk never
+ * leaves a torn file; a character device, a FIFO or `-` (stdout) is written straight through.
  */
 export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
-  const header = encodeHeader(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
-    writeAll(fd, header);
-    for (const t of tensors) writeAll(fd, t.data);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean up
-    }
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new RoseError('INPUT', `cannot write ${path}: ${msg}`, 'check that the folder exists, is writable and has free space');
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.byteLength; ) {
-    done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, READ_CHUNK));
-  }
+  writeOutputFile(path, [encodeHeader(tensors, metadata), ...tensors.map((t) => t.data)], 'safetensors file');
 }

@@ -1,11 +1,11 @@
 /** `rose logits` end to end, in process: its file equals transformers' logits; its errors are one line. */
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { captureOutput, rose } from '../helpers/cli.ts';
 import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
-import { SafetensorsFile } from '../../src/model/safetensors.ts';
+import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors.ts';
 import { fixturesDir, loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
 import { webGpuUnderTest } from '../kernels/backends.ts';
 
@@ -51,5 +51,53 @@ describe('rose logits', () => {
     expect(io.stderr.trim().split('\n')).toHaveLength(1);
     expect(io.stderr).not.toMatch(/\n\s+at /); // no stack trace without --debug
     expect(io.stdout).toBe('');
+  });
+});
+
+/** tiny-mha-f32 with one embedding row set to NaN: every position that reads that token gets NaN logits. */
+function poisonedCheckpoint(token: number): string {
+  const src = join(fixturesDir, 'tiny-mha-f32');
+  const dir = mkdtempSync(join(tmpdir(), 'rose-nan-'));
+  copyFileSync(join(src, 'config.json'), join(dir, 'config.json'));
+  const file = SafetensorsFile.open(join(src, 'model.safetensors'));
+  const tensors = file.names().map((name) => {
+    const w = file.read(name);
+    const bytes = w.bytes.slice();
+    if (name === 'model.embed_tokens.weight') {
+      const hidden = w.shape[1];
+      new Float32Array(bytes.buffer).fill(Number.NaN, token * hidden, (token + 1) * hidden); // (V, D) row `token`
+    }
+    return { name, dtype: 'F32' as const, shape: [...w.shape], data: bytes };
+  });
+  file.close();
+  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  return dir;
+}
+
+describe('rose logits on non-finite logits', () => {
+  const model = poisonedCheckpoint(7);
+  const args = ['logits', '--model', model, '--ids', '1,2,3', '--ids', '4,5,7,8', '--backend', 'cpu'];
+
+  it('fails with a NUMERIC error naming the row and the first position, and writes nothing', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'rose-cli-')), 'x.safetensors');
+    expect(await rose(...args, '--out', out)).toBe(1);
+    // Row 1 reads token 7 at position 2: its logits are NaN from there on (causal attention carries it).
+    expect(io.stderr).toMatch(
+      /^rose: error\[NUMERIC\]: logits row 1 holds \d+ non-finite value\(s\) \(NaN or Inf\), the first at position 2 \(vocab id 0\); nothing was written/,
+    );
+    expect(io.stderr).toContain('--allow-nonfinite');
+    expect(io.stdout).toBe('');
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('--allow-nonfinite writes them, with a warning', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'rose-cli-')), 'x.safetensors');
+    expect(await rose(...args, '--out', out, '--allow-nonfinite')).toBe(0);
+    expect(io.stderr).toMatch(/WARNING: logits row 1 holds \d+ non-finite value\(s\).*at position 2/);
+    const file = SafetensorsFile.open(out);
+    const row1 = new Float32Array(file.read('logits.1').bytes.slice().buffer); // (4, V)
+    file.close();
+    expect(row1.subarray(0, 2 * 512).every(Number.isFinite)).toBe(true); // positions 0, 1 never see token 7
+    expect(row1.subarray(2 * 512).some(Number.isNaN)).toBe(true);
   });
 });

@@ -28,16 +28,19 @@ describe('limits', () => {
   const pos = fx.ref.rows[0].tokens;
   const rev = fx.ref.rows[1].tokens;
 
-  it('a prompt plus max-new-tokens beyond max_position_embeddings is refused up front', async () => {
+  it('a prompt plus max-new-tokens beyond max_position_embeddings is refused up front, saying how many fit', async () => {
     // One over: the longer prompt (the reverse one here) and every new token need 257 positions.
-    // Refused before any work starts.
+    const longest = Math.max(pos.length, rev.length);
     await rejects(
-      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - Math.max(pos.length, rev.length) + 1 }),
+      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - longest + 1 }),
       'LIMIT',
-      'a context of 257 tokens exceeds',
-      'max_position_embeddings (256)',
+      `${256 - longest + 1} new tokens do not fit`,
+      `the longest prompt row is ${longest} tokens`,
+      '(max_position_embeddings) is 256',
+      `at most ${256 - longest} new tokens fit this prompt`,
     );
-    await rejects(() => model.newKvCache(2, 257), 'LIMIT', 'max_position_embeddings (256)');
+    await rejects(roseGenerate(model, Array(256).fill(1), [rev], { maxNewTokens: 1 }), 'LIMIT', 'no room for even one new token');
+    await rejects(() => model.newKvCache(2, 257), 'LIMIT', 'a context of 257 tokens exceeds', 'max_position_embeddings (256)');
   });
 
   it('a context of exactly max_position_embeddings is accepted, and its last positions are right', async () => {

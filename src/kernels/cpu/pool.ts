@@ -116,7 +116,8 @@ export function toShared(src: Float32Array): Float32Array {
 
 export const isShared = (a: Float32Array): boolean => a.buffer instanceof SharedArrayBuffer;
 
-const workerUrl = new URL('./poolWorker.ts', import.meta.url);
+// Run from source (tsx) the worker is poolWorker.ts; from the package build (dist/, tsc) it is poolWorker.js.
+const workerUrl = new URL(`./poolWorker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
 
 /**
  * The worker's entry. A .ts worker (we run from source, through tsx) is started from a small ES

@@ -15,7 +15,7 @@ import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor
 import { bytesPerElement } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
 import { GpuContext, type GpuTensor, type GpuWeight, type GpuBuf, type GpuStats } from './context.ts';
-import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
+import { openWebGpu, type AdapterSummary, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
 import { encodeAddInPlace } from '../addInPlace.ts';
 import { encodeAttention } from '../attention.ts';
 import { encodeContrastSoftmax } from '../contrastSoftmax.ts';
@@ -44,6 +44,8 @@ const w = (x: Weight): GpuWeight => x as GpuWeight;
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   readonly description: string;
+  /** The adapter in a few words and in full (the CLI's banner line and its --json). */
+  readonly adapter: AdapterSummary;
   private readonly ctx: GpuContext;
   private opened: OpenedWebGpu | undefined;
   private readonly maxBindingBytes: number;
@@ -58,6 +60,7 @@ export class WebGpuBackend implements Backend {
 
   private constructor(opened: OpenedWebGpu, opts: WebGpuBackendOptions) {
     this.opened = opened;
+    this.adapter = opened.summary;
     this.ctx = new GpuContext(opened.device, opened.describe.split(';')[0]);
     this.maxBindingBytes = opts.maxBindingBytesOverride ?? opened.device.limits.maxStorageBufferBindingSize;
     this.description = opened.describe + (opts.maxBindingBytesOverride ? `; weights split at ${opts.maxBindingBytesOverride} B` : '');
