@@ -44,6 +44,8 @@ export default {
   concurrency: 1,
   timeoutFactor: 3,
   timeoutMS: 10_000,
+  // The unmutated run of the CPU tests takes 1–2 min here, more when the cores are busy.
+  dryRunTimeoutMinutes: 30,
   reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
