@@ -484,17 +484,28 @@ describe('runEval in process', () => {
     const output = join(dir, 'out.jsonl');
     const ac = new AbortController();
     let settled = 0;
+    // The third prompt's run ignores the signal, like a step that cannot be cut, and finishes only
+    // when the test lets it: no timer race on a busy machine.
+    let finishThird!: () => void;
+    const thirdMayFinish = new Promise<void>((resolve) => (finishThird = resolve));
+    let thirdFinished!: () => void;
+    const thirdDone = new Promise<void>((resolve) => (thirdFinished = resolve));
     const slowRun: EvalRunFn = async (p, row) => {
-      if (row.line === 3) setTimeout(() => ac.abort(), 10);
-      await sleep(row.line === 3 ? 80 : 1); // ignores the signal, like a step that cannot be cut
+      if (row.line === 3) {
+        setTimeout(() => ac.abort(), 10);
+        await thirdMayFinish;
+      } else await sleep(1);
       settled++;
+      if (row.line === 3) thirdFinished();
       return fakeResponses(row.id, p);
     };
     const r = await runEval({ input, output, run: slowRun, signal: ac.signal, log: () => {} });
     expect(settled).toBe(2); // returned while the third prompt still ran
     expect(r).toMatchObject({ interrupted: true, done: 2, written: 2 });
     expect(r.summary.count).toBe(2);
-    await sleep(100);
+    finishThird();
+    await thirdDone;
+    await sleep(20); // let a (wrong) write of the abandoned result reach the file, were there one
     expect(settled).toBe(3); // the abandoned run finished after all…
     expect(readEvalOutput(output).lines.map((l) => l.id)).toEqual([0, 'p1']); // …and wrote nothing
   });

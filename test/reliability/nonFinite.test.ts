@@ -51,6 +51,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('non-finite logits (%s)
     const e = await roseRejection(roseGenerate(poisonedModel(backend, onlyInRev), pos, [rev], { maxNewTokens: 4 }));
     expect(e.code).toBe('NUMERIC');
     expect(e.message).toBe('the logits of reverse row 1 hold Inf or NaN at step 0');
+    expect(e.hint).toBe('the checkpoint may be corrupt, or its values overflow f32; check it with rose logits');
   });
 
   it('a NaN in a token ROSE chooses at step k: reported in the positive row at step k + 1', async () => {
