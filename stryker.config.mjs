@@ -66,8 +66,12 @@ const GROUPS = {
   },
   // The CPU twins and the numbered matmul variants (scored once their tests have independent references).
   kernels: {
-    // backend.ts is the interface (types and numel), select.ts picks a backend: neither is a kernel.
-    mutate: [...cpuSideOfKernels('src/kernels', ['backend.ts', 'select.ts']), 'src/kernels/cpu/matmulFast.ts'],
+    // Not kernels: backend.ts is the interface (types and numel), select.ts picks a backend,
+    // registry.ts and variantBackend.ts choose and dispatch variants (test/kernels/registry.test.ts).
+    mutate: [
+      ...cpuSideOfKernels('src/kernels', ['backend.ts', 'select.ts', 'registry.ts', 'variantBackend.ts']),
+      'src/kernels/cpu/matmulFast.ts',
+    ],
     tests: ['test/kernels/**/*.test.ts', 'test/model/properties.test.ts'],
   },
 };

@@ -1,15 +1,43 @@
 /** attention: causal GQA over the KV cache, pads skipped, on every backend and variant, against the reference. */
 import { it } from 'vitest';
 import fc from 'fast-check';
-import { attentionCpu } from '../../src/kernels/attention.ts';
 import { accepts, arbSeed, describeOp, expectClose, rng, runs, TIMEOUT, u, uniform, withScope } from './harness.ts';
 
 type Dims = { B: number; T: number; S: number; H: number; Hkv: number; hd: number };
 
-/** The reference: the CPU twin (f64 scores, two passes per query). */
+/**
+ * The reference, from the formula, in f64: query t of row b (slot s = slot0 + t), head h, kv head
+ * ⌊h·Hkv / H⌋, scores q·k_j / √hd over ALL S slots, masked to −∞ outside padLen[b] ≤ j ≤ s, then
+ * softmax and Σ p_j·v_j. A query with every key masked (a pad query) is 0 by rose-ts's convention.
+ */
 function reference(q: Float32Array, k: Float32Array, v: Float32Array, padLen: Int32Array, slot0: number, d: Dims): Float32Array {
-  const want = new Float32Array(d.B * d.T * d.H * d.hd);
-  attentionCpu(want, q, k, v, padLen, slot0, d);
+  const { B, T, S, H, Hkv, hd } = d;
+  const want = new Float32Array(B * T * H * hd);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < H; h++) {
+        const kvh = Math.floor((h * Hkv) / H);
+        const row = ((b * T + t) * H + h) * hd;
+        const at = (j: number, c: number) => ((b * S + j) * Hkv + kvh) * hd + c;
+        const masked = (j: number) => j < padLen[b] || j > slot0 + t;
+        const scores = Array.from({ length: S }, (_, j) => {
+          if (masked(j)) return -Infinity;
+          let dot = 0;
+          for (let c = 0; c < hd; c++) dot += q[row + c] * k[at(j, c)];
+          return dot / Math.sqrt(hd);
+        });
+        const top = Math.max(...scores);
+        if (top === -Infinity) continue; // every key masked: a pad query, 0
+        const e = scores.map((x) => Math.exp(x - top)); // exp(−∞) = 0 for the masked keys
+        const total = e.reduce((a, x) => a + x, 0);
+        for (let c = 0; c < hd; c++) {
+          let o = 0;
+          for (let j = 0; j < S; j++) o += (e[j] / total) * v[at(j, c)];
+          want[row + c] = o;
+        }
+      }
+    }
+  }
   return want;
 }
 
@@ -75,6 +103,9 @@ describeOp('attention', (t) => {
               const n = sl - padLen[b] + 1;
               let vmax = 0;
               for (let j = padLen[b]; j <= sl; j++) vmax = Math.max(vmax, Math.abs(v[((b * S + j) * Hkv + kvh) * hd + d]));
+              // The CPU twin: f64 scores and weights, but it adds each p·v into the f32 output, one
+              // rounding of a partial sum ≤ vmax per key, + the reference's rounding (f64 error: far below).
+              if (t.f64Sums) return (n + 2) * u * vmax + 2 ** -149;
               return (4 * E + (2 * n + 3 * Math.log(n + 1) + 40) * u) * vmax + 1e-30;
             };
             expectClose(t.label, 'attention', await be.read(out), want, tol);

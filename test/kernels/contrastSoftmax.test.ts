@@ -5,15 +5,27 @@
 import { expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { ContrastParams, ContrastResult } from '../../src/kernels/backend.ts';
-import { contrastSoftmaxCpu } from '../../src/kernels/contrastSoftmax.ts';
 import type { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
-import { arbSeed, describeOp, expectClose, rng, runAsync, runs, TIMEOUT, u, uniform, withScope } from './harness.ts';
+import { arbSeed, describeOp, expectClose, rng, roundedOnce, runAsync, runs, TIMEOUT, u, u64, uniform, withScope } from './harness.ts';
 
-/** The reference: the CPU twin (f64 log-softmax of every row, then z, the mask and the softmax). */
+/**
+ * The reference, from the rule (src/kernels/contrastSoftmax.ts's header), in f64: z from `contrastZ`
+ * (log-softmax of each row, z = ls_pos − Σᵢ αᵢ·ls_revᵢ; β mask on the positive logits), then over the
+ * kept tokens probs = softmax(z / T) (0 elsewhere), argmax = the lowest kept id of largest z, and
+ * sampled = the first kept id whose CDF exceeds `uniform`, else the last kept id.
+ */
 function reference(logits: Float32Array, V: number, params: ContrastParams): { probs: Float32Array; result: ContrastResult } {
-  const probs = new Float32Array(V);
-  const result = contrastSoftmaxCpu(probs, logits, V, params);
-  return { probs, result };
+  const { z, kept } = contrastZ(logits, V, params);
+  let argmax = -1;
+  for (let v = 0; v < V; v++) if (kept[v] && (argmax < 0 || z[v] > z[argmax])) argmax = v;
+  const e = Array.from(z, (zv, v) => (kept[v] ? Math.exp((zv - z[argmax]) / params.temperature) : 0));
+  const total = e.reduce((a, x) => a + x, 0);
+  const p = e.map((x) => x / total);
+  let sampled = -1;
+  let cdf = 0;
+  for (let v = 0; v < V && sampled < 0; v++) if (kept[v] && (cdf += p[v]) > params.uniform) sampled = v;
+  if (sampled < 0) sampled = kept.lastIndexOf(true);
+  return { probs: Float32Array.from(p), result: { argmax, sampled, nonFiniteRow: -1 } };
 }
 
 // --- the error model (f64, as the reference) ------------------------------------------------------------
@@ -42,11 +54,12 @@ function contrastZ(logits: Float32Array, V: number, p: ContrastParams): { z: Flo
 }
 
 /**
- * Error bound of the f32 kernel's z (see the kernel's five steps): each row's lse carries the f32 sum
- * of V exps, each (3 + 2|x|) ulp (WGSL's exp accuracy), |x| ≤ the row's range, plus log's 2⁻²¹
- * absolute error and the rounding of max + log(sum); z adds one rounding per term of every row.
+ * Error bound of a kernel's z (see the kernel's five steps), in units of its unit roundoff `unit` (u
+ * for f32 kernels, u64 for the f64 twin): each row's lse carries the sum of V exps, each (3 + 2|x|)
+ * ulp (WGSL's exp accuracy; V8's is better), |x| ≤ the row's range, plus log's 8-ulp absolute error
+ * (WGSL: 2⁻²¹) and the rounding of max + log(sum); z adds one rounding per term of every row.
  */
-function zErrorBound(logits: Float32Array, V: number, p: ContrastParams, lse: number[]): number {
+function zErrorBound(logits: Float32Array, V: number, p: ContrastParams, lse: number[], unit = u): number {
   const R = logits.length / V;
   let e = 0;
   let mag = 0;
@@ -58,10 +71,10 @@ function zErrorBound(logits: Float32Array, V: number, p: ContrastParams, lse: nu
       hi = Math.max(hi, logits[r * V + v]);
     }
     const w = r === 0 ? 1 : Math.abs(p.alphas[r - 1] ?? 0);
-    e += w * ((V + 3 + 2 * (hi - lo)) * u + 2 ** -21 + u * Math.abs(lse[r]));
+    e += w * ((V + 3 + 2 * (hi - lo)) * unit + 8 * unit + unit * Math.abs(lse[r]));
     mag += w * (Math.max(Math.abs(lo), Math.abs(hi)) + Math.abs(lse[r]));
   }
-  return e + 4 * (R + 1) * u * mag;
+  return e + 4 * (R + 1) * unit * mag;
 }
 
 /** The sampled-token rule, checked on a backend's own probs: the first kept id whose CDF passes u. */
@@ -113,22 +126,25 @@ describeOp('contrastSoftmax', (t) => {
             const { probs: want, result: ref } = reference(logits, V, params);
 
             const { z, kept, lse } = contrastZ(logits, V, params);
-            const Ez = zErrorBound(logits, V, params, lse);
+            // The f32 kernels' error model; the f64 twin's is the same with u64, then probs round once to f32.
+            const unit = t.f64Sums ? u64 : u;
+            const Ez = zErrorBound(logits, V, params, lse, unit);
             const zMax = z[ref.argmax];
             // p = exp((z − zmax)/T)/Σ: the argument is off by ≤ 2Ez/T plus 2 roundings of |x|, exp by
-            // (3 + 2|x|) ulp, Σ by its V-term f32 sum (each term already bounded), + the twin's rounding.
+            // (3 + 2|x|) ulp, Σ by its V-term sum (each term already bounded), + the reference's rounding.
             let xRange = 0;
             for (let v = 0; v < V; v++) if (kept[v]) xRange = Math.max(xRange, (zMax - z[v]) / temperature);
             const rel = (v: number): number =>
-              (2 * Ez) / temperature + (4 * ((zMax - z[v]) / temperature) + 8) * u + (V + 3 + 2 * xRange) * u;
-            expectClose(t.label, 'contrastSoftmax probs', p, want, (v) => (kept[v] ? rel(v) * want[v] + 1e-30 : 0));
+              (2 * Ez) / temperature + (4 * ((zMax - z[v]) / temperature) + 8) * unit + (V + 3 + 2 * xRange) * unit;
+            const last = (v: number): number => (t.f64Sums ? roundedOnce(want[v]) : 1e-30); // f64: the final rounding
+            expectClose(t.label, 'contrastSoftmax probs', p, want, (v) => (kept[v] ? rel(v) * want[v] + last(v) : 0));
             // Probabilities sum to 1 within the normaliser's relative error, (V + 16)·u.
             expect(Math.abs(p.reduce((a, b) => a + b, 0) - 1)).toBeLessThanOrEqual((V + 16) * u);
-            // argmax: the twin's, unless the top two z are closer than the kernel's error (then any of them).
+            // argmax: the reference's, unless the top two z are closer than the kernel's error (then any of them).
             expect(kept[got.argmax]).toBe(true);
             if (got.argmax !== ref.argmax) expect(zMax - z[got.argmax]).toBeLessThanOrEqual(2 * Ez);
-            // sampled: the CDF rule on this backend's own probs; the twin's token unless u sits within the
-            // CDF's error of a step.
+            // sampled: the CDF rule on this backend's own (f32) probs; the reference's token unless u sits
+            // within the CDF's error of a step.
             let slack = (V + 10) * u;
             for (let v = 0; v < V; v++) slack += kept[v] ? rel(v) * want[v] : 0;
             expectCdfRule(p, uni, got.sampled, slack);

@@ -9,11 +9,20 @@
  * that big arrays cost nothing to generate. Weights come in all three dtypes: random f32s rounded to
  * f16 / bf16 bytes, which both backends read (the CPU widens them, WebGPU unpacks them in the shader).
  *
- * Tolerances. u = 2⁻²⁴ (unit roundoff of f32). The references (each op file computes its own in one
- * place, `reference`) accumulate in f64 and round once, so the difference is essentially the kernel's
- * f32 rounding; each op's bound is that kernel's worst-case f32 error, written per element from the
- * data (not a blanket epsilon). Copies and the residual add are bit-exact. The measured max |Δ| per
- * (backend, variant, op) is printed at the end of each file.
+ * References. Each op file states its op's math once, in `reference`: a naive float64 loop written
+ * from the formula in the file's header, never a call into src/kernels (the CPU twins are what is
+ * under test, on the CPU backend too). Every registered variant of the op, on every backend, is
+ * compared with that same reference.
+ *
+ * Tolerances. u = 2⁻²⁴ (unit roundoff of f32). A reference rounds once to f32 at the end, so the
+ * difference is the variant's own error, bounded per element from the data (never a blanket epsilon):
+ *   - variants that sum in f64 and round once (`f64Sums`: the CPU twins, the TypeScript matmuls) are
+ *     within `roundedOnce`: the two final roundings (≤ u·|x| each) plus their f64 error, terms·2⁻⁵³
+ *     of the magnitudes summed; tight enough that an eps, a scale or a mask off by far less than the
+ *     f32 bound fails;
+ *   - variants that accumulate in f32 (WebGPU, WebAssembly SIMD) get each op's worst-case f32 bound.
+ * Copies and the residual add are bit-exact. The measured max |Δ| per (backend, variant, op) is
+ * printed at the end of each file.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -31,6 +40,16 @@ export const u = 2 ** -24;
 export const SEED = 20240611;
 export const TIMEOUT = 120_000;
 export const runs = (numRuns: number) => ({ seed: SEED, numRuns, endOnFailure: true });
+/** Unit roundoff of f64. */
+export const u64 = 2 ** -53;
+
+/**
+ * |Δ| bound of a value computed in f64 and rounded once to f32, against an f64 reference rounded once:
+ * u·|x| per rounding (x = the exact value, ≤ |want|·(1 + u)), plus the f64 error of both sides,
+ * `terms`·u64·`mag` (`mag`: the sum of the magnitudes that were added), and 2⁻¹⁴⁹ for a subnormal.
+ */
+export const roundedOnce = (want: number, terms = 1, mag = Math.abs(want)): number =>
+  2 * u * (1 + u) * Math.abs(want) + 2 * terms * u64 * mag + 2 ** -149;
 
 // --- backends and variants ----------------------------------------------------------------------------
 
@@ -87,6 +106,11 @@ export interface VariantUnderTest {
   readonly constraints: string | undefined;
   /** "webgpu v2": the key of the measured-difference table. */
   readonly label: string;
+  /**
+   * It sums in f64 and rounds once (the CPU backend's TypeScript variants): held to `roundedOnce`.
+   * False on WebGPU and for a CPU variant flagged `wasm` (WebAssembly SIMD sums in f32).
+   */
+  readonly f64Sums: boolean;
 }
 
 /**
@@ -97,7 +121,8 @@ export interface VariantUnderTest {
 export function describeOp(op: OpName, body: (t: VariantUnderTest) => void, on: readonly Backend[] = backends): void {
   for (const be of on) {
     for (const v of be.variants[op].variants) {
-      const t: VariantUnderTest = { be, op, id: v.id, constraints: v.constraints, label: `${be.name} v${v.id}` };
+      const f64Sums = be.name === 'cpu' && !(v as { wasm?: true }).wasm;
+      const t: VariantUnderTest = { be, op, id: v.id, constraints: v.constraints, label: `${be.name} v${v.id}`, f64Sums };
       describe(`${op} on ${be.name} v${v.id}: ${v.summary}${v.constraints ? ` (${v.constraints})` : ''}`, () => {
         beforeEach(() => {
           be.forceKernels({ [op]: v.id });

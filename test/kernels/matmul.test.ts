@@ -1,12 +1,11 @@
 /**
  * matmul: out (M, N) = x (M, K) · wᵀ (+ bias), on every backend and registered variant (CPU v1–v3,
- * WebGPU's reference, matvec and tiled kernels), against the reference. The CPU variants are also
- * checked bit for bit against v1, on 1–3 threads, in cpuFast.test.ts.
+ * WebGPU's reference, matvec and tiled kernels), against the f64 reference below. The CPU variants
+ * are also checked bit for bit against v1, on 1–3 threads, in cpuFast.test.ts.
  */
 import { it } from 'vitest';
 import fc from 'fast-check';
 import type { DType } from '../../src/kernels/backend.ts';
-import { matmulCpu } from '../../src/kernels/matmul.ts';
 import {
   accepts,
   arbDtype,
@@ -17,29 +16,41 @@ import {
   expectClose,
   makeWeight,
   rng,
+  roundedOnce,
   runs,
   TIMEOUT,
   u,
   uniform,
+  type VariantUnderTest,
   weightData,
   withScope,
 } from './harness.ts';
 
-/** The reference: the CPU twin, v1 (f64 sums, k in order). */
+/** The reference, from the formula: out[m, n] = Σ_k x[m, k]·w[n, k] (+ bias[n]), f64 dot products, rounded once. */
 function reference(x: Float32Array, w: Float32Array, bias: Float32Array | undefined, M: number, N: number, K: number): Float32Array {
   const want = new Float32Array(M * N);
-  matmulCpu(want, x, w, bias, M, N, K);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let dot = bias?.[n] ?? 0;
+      for (let k = 0; k < K; k++) dot += x[m * K + k] * w[n * K + k];
+      want[m * N + n] = dot;
+    }
+  }
   return want;
 }
 
 /**
- * Bound for out[m, n]: a sum of K rounded products in ANY order (k in order, strided + tree in the
- * matvec, 16-wide tiles in the tiled kernel) is within γ_{K+1}·Σ|x_k·w_k| of the exact one; + 1 for the bias.
+ * Bound for out[m, n], from Σ|x·w| + |b| (the magnitudes summed): a variant summing in f64 is within
+ * `roundedOnce` of K + 1 terms (each f32·f32 product is exact in f64); a sum of K rounded f32 products
+ * in ANY order (strided + tree in the matvec, 16-wide tiles in the tiled kernel) is within
+ * γ_{K+1}·Σ|x_k·w_k| of the exact one, + 1 for the bias.
  */
 function matmulTol(
+  t: VariantUnderTest,
   x: Float32Array,
   w: Float32Array,
   bias: Float32Array | undefined,
+  want: Float32Array,
   M: number,
   N: number,
   K: number,
@@ -50,23 +61,29 @@ function matmulTol(
     const n = i % N;
     let abs = bias ? Math.abs(bias[n]) : 0;
     for (let k = 0; k < K; k++) abs += Math.abs(x[m * K + k] * w[n * K + k]);
-    tol[i] = (K + 2) * u * abs + 1e-37;
+    tol[i] = t.f64Sums ? roundedOnce(want[i], K + 1, abs) : (K + 2) * u * abs + 1e-37;
   }
   return (i) => tol[i];
 }
 
-/** A case's inputs, reference and bound, built once for all variants (`cached`). */
+/** A case's inputs, reference and bounds, built once for all variants (`cached`). */
 function matmulCase(r: () => number, dtype: DType, M: number, N: number, K: number, bias: boolean, xRange: number) {
   const x = uniform(r, M * K, -xRange, xRange);
   const w = makeWeight(dtype, [N, K], weightData(r, N * K));
   const b = bias ? makeWeight(dtype, [N], uniform(r, N)) : undefined;
-  return { x, w, b, want: reference(x, w.ref, b?.ref, M, N, K), tol: matmulTol(x, w.ref, b?.ref, M, N, K) };
+  const want = reference(x, w.ref, b?.ref, M, N, K);
+  const tols = new Map<boolean, (i: number) => number>();
+  const tol = (t: VariantUnderTest) => {
+    if (!tols.has(t.f64Sums)) tols.set(t.f64Sums, matmulTol(t, x, w.ref, b?.ref, want, M, N, K));
+    return tols.get(t.f64Sums) as (i: number) => number;
+  };
+  return { x, w, b, want, tol };
 }
 
 describeOp('matmul', (t) => {
   const { be } = t;
   it(
-    'decode and prefill shapes, bias or not, |Δ| ≤ (K + 2)·u·(Σ|x·w| + |b|)',
+    'decode and prefill shapes, bias or not: f64 sums rounded once; f32 |Δ| ≤ (K + 2)·u·(Σ|x·w| + |b|)',
     async () => {
       const arb = fc.record({
         M: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 5, max: 40 }), fc.integer({ min: 60, max: 140 })), // several 64-row tiles
@@ -83,7 +100,7 @@ describeOp('matmul', (t) => {
             const out = s.tensor([M, N]);
             const xt = s.tensor([M, K], c.x);
             if (!accepts(t, () => be.matmul(out, xt, be.uploadWeight(c.w.host), c.b && be.uploadWeight(c.b.host)))) return;
-            expectClose(t.label, 'matmul', await be.read(out), c.want, c.tol);
+            expectClose(t.label, 'matmul', await be.read(out), c.want, c.tol(t));
           }),
         ),
         runs(80),
@@ -101,7 +118,7 @@ describeOp('matmul', (t) => {
         const out = s.tensor([M, N]);
         const xt = s.tensor([M, K], c.x);
         if (!accepts(t, () => be.matmul(out, xt, be.uploadWeight(c.w.host)))) return;
-        expectClose(`${t.label} (2-D grid)`, 'matmul', await be.read(out), c.want, c.tol);
+        expectClose(`${t.label} (2-D grid)`, 'matmul', await be.read(out), c.want, c.tol(t));
       });
     },
     TIMEOUT,
@@ -118,6 +135,6 @@ await describeSplit('matmul', 'a weight split by rows across buffers gives the s
     const xt = c.s.tensor([M, c.D], x);
     if (!accepts(t, () => c.be.matmul(out, xt, c.w, bw))) continue;
     const want = reference(x, c.ref, bias.ref, M, c.V, c.D);
-    expectClose(`${t.label} (split)`, 'matmul', await c.be.read(out), want, matmulTol(x, c.ref, bias.ref, M, c.V, c.D));
+    expectClose(`${t.label} (split)`, 'matmul', await c.be.read(out), want, matmulTol(t, x, c.ref, bias.ref, want, M, c.V, c.D));
   }
 });
