@@ -64,7 +64,7 @@ const GROUPS = {
     mutate: ['src/model/safetensors.ts'],
     tests: ['test/model/safetensors.test.ts', 'test/model/load-errors.test.ts'],
   },
-  // The CPU twins and the numbered matmul variants (scored once their tests have independent references).
+  // The CPU twins and the numbered matmul variants, against the kernel tests' f64 references.
   kernels: {
     // Not kernels: backend.ts is the interface (types and numel), select.ts picks a backend,
     // registry.ts and variantBackend.ts choose and dispatch variants (test/kernels/registry.test.ts).
@@ -72,7 +72,8 @@ const GROUPS = {
       ...cpuSideOfKernels('src/kernels', ['backend.ts', 'select.ts', 'registry.ts', 'variantBackend.ts']),
       'src/kernels/cpu/matmulFast.ts',
     ],
-    tests: ['test/kernels/**/*.test.ts', 'test/model/properties.test.ts'],
+    // nonFinite: contrastSoftmax's report of the first row holding Inf/NaN, on the kernel itself.
+    tests: ['test/kernels/**/*.test.ts', 'test/model/properties.test.ts', 'test/reliability/nonFinite.test.ts'],
   },
 };
 
