@@ -302,6 +302,28 @@ describeOp('contrastSoftmax', (t) => {
     TIMEOUT,
   );
 
+  it(
+    'sampled token at the edges: u exactly on a CDF step takes the next token; a CDF short of u, the last kept one',
+    async () => {
+      // Equal logits give equal z, so probs are 1/n exactly where n is a power of two: with n = 4 the
+      // CDF is 0.25, 0.5, … with no rounding on any backend, and u = 0.5 sits on a step, which the
+      // rule ("first exceeds u") passes.
+      const four = await decide(new Float32Array(8).fill(1), 4, { alphas: [0.5], temperature: 1, beta: 0, uniform: 0.5 });
+      expect(Array.from(four.probs)).toEqual([0.25, 0.25, 0.25, 0.25]);
+      expect(four.sampled).toBe(2);
+      // Ten kept tokens of p = 0.1, then two masked by β: in f64, ten 0.1s add to 1 − 2⁻⁵³, so with
+      // u = 1 − 2⁻⁵³ the CDF never exceeds u and the fallback must take the last KEPT token, 9 (in f32,
+      // u rounds to 1 and the same happens).
+      const logits = new Float32Array(24).fill(2);
+      logits[10] = logits[11] = -20; // p_pos far below β·max: masked
+      const ten = await decide(logits, 12, { alphas: [0.5], temperature: 1, beta: 0.5, uniform: 1 - 2 ** -53 });
+      expect(ten.probs[10]).toBe(0);
+      expect(ten.probs[11]).toBe(0);
+      expect(ten.sampled).toBe(9);
+    },
+    TIMEOUT,
+  );
+
   if (be.name === 'webgpu') {
     it(
       'is one dispatch, one submit, and reads back only 12 bytes',
