@@ -5,7 +5,7 @@
 //
 //   npm run mutate                     every file in scope against every CPU test file (slowest)
 //   npm run mutate:decode              one group: its files against the tests written for them
-//     (also :model, :rope, :safetensors, :kernels; ROSE_MUTATE_GROUP picks the group)
+//     (also :model, :rope, :safetensors, :kernels, :matmul; ROSE_MUTATE_GROUP picks the group)
 //
 // Why groups: a mutant in code that runs while test files load (reading a checkpoint, building the
 // RoPE table) is "static", and Stryker runs EVERY test for it. Against all CPU test files that is
@@ -39,6 +39,13 @@ const ALL_CPU_TESTS = [
   'test/reliability/nonFinite.test.ts',
 ];
 
+/**
+ * The CPU side of every kernel file. Not kernels: backend.ts is the interface (types and numel),
+ * select.ts picks a backend, registry.ts and variantBackend.ts choose and dispatch variants
+ * (test/kernels/registry.test.ts).
+ */
+const KERNELS = cpuSideOfKernels('src/kernels', ['backend.ts', 'select.ts', 'registry.ts', 'variantBackend.ts']);
+
 const GROUPS = {
   // The decode loop and the samplers: the decode tests, the f64 decode-feature references included.
   decode: {
@@ -64,18 +71,18 @@ const GROUPS = {
     mutate: ['src/model/safetensors.ts'],
     tests: ['test/model/safetensors.test.ts', 'test/model/load-errors.test.ts'],
   },
-  // The CPU twins and the numbered matmul variants, against the kernel tests' f64 references.
+  // The CPU twins but matmul's, each against its op's test file and that file's f64 reference (a twin
+  // must be caught by its own op's test: not by a whole model, whose tests cover every kernel line
+  // and would make each mutant cost seconds more).
   kernels: {
-    // Not kernels: backend.ts is the interface (types and numel), select.ts picks a backend,
-    // registry.ts and variantBackend.ts choose and dispatch variants (test/kernels/registry.test.ts).
-    mutate: [
-      ...cpuSideOfKernels('src/kernels', ['backend.ts', 'select.ts', 'registry.ts', 'variantBackend.ts']),
-      'src/kernels/cpu/matmulFast.ts',
-    ],
-    // The kernel tests alone (a CPU twin must be caught by its own op's test, not by a whole model:
-    // the model's property tests cover every kernel line and made each mutant cost seconds more),
-    // and nonFinite: contrastSoftmax's report of the first row holding Inf/NaN.
-    tests: ['test/kernels/**/*.test.ts', 'test/reliability/nonFinite.test.ts'],
+    mutate: KERNELS.filter((f) => !f.startsWith('src/kernels/matmul.ts:')),
+    tests: ['test/kernels/!(matmul|cpuFast).test.ts'],
+  },
+  // matmul's twin (v1) and the numbered CPU variants v2, v3: the op's test against the f64 reference,
+  // and cpuFast's bit-for-bit checks of every variant against v1 (row ranges, worker threads).
+  matmul: {
+    mutate: [...KERNELS.filter((f) => f.startsWith('src/kernels/matmul.ts:')), 'src/kernels/cpu/matmulFast.ts'],
+    tests: ['test/kernels/matmul.test.ts', 'test/kernels/cpuFast.test.ts'],
   },
 };
 

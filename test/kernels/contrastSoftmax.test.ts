@@ -324,6 +324,26 @@ describeOp('contrastSoftmax', (t) => {
     TIMEOUT,
   );
 
+  it(
+    'flags the first row holding Inf or NaN (Inf as well as NaN), and −1 when all is finite',
+    async () => {
+      const V = 300;
+      const params = { alphas: [0.5, 0.5], temperature: 1, beta: 0, uniform: 0.5 };
+      const data = Float32Array.from({ length: 3 * V }, (_, i) => Math.sin(i));
+      for (const [row, value, want] of [
+        [-1, 0, -1],
+        [2, Infinity, 2],
+        [1, Number.NaN, 1],
+        [0, -Infinity, 0],
+      ] as const) {
+        const d = data.slice();
+        if (row >= 0) d[row * V + 123] = value;
+        expect((await decide(d, V, params)).nonFiniteRow).toBe(want);
+      }
+    },
+    TIMEOUT,
+  );
+
   if (be.name === 'webgpu') {
     it(
       'is one dispatch, one submit, and reads back only 12 bytes',

@@ -7,7 +7,7 @@
  *     field of every registered kernel's struct back, by NAME, as the values the packer wrote: the
  *     offsets WGSL computes and the ones the packer writes to are the same.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DType } from '../../src/kernels/backend.ts';
 import { GpuContext } from '../../src/kernels/webgpu/context.ts';
 import { type UniformFields, type Uniforms, type UniformValues, uniforms } from '../../src/kernels/webgpu/uniforms.ts';
@@ -130,7 +130,10 @@ const opened = await webGpuDeviceUnderTest();
 const gpuOnly = opened ? describe : describe.skip;
 
 gpuOnly('uniforms on the adapter: the packer writes where WGSL reads', () => {
-  const ctx = new GpuContext(opened!.device);
+  let ctx: GpuContext; // made in beforeAll: a skipped describe's body still runs, its hooks do not
+  beforeAll(() => {
+    ctx = new GpuContext(opened!.device);
+  });
   afterAll(() => {
     ctx.destroy();
     opened!.gpu = undefined;
