@@ -1,7 +1,13 @@
 /** Hard limits end in clear typed errors, raised before any work starts. */
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
-import { alphaFromGuidanceScale, guidanceScaleFromAlpha, roseGenerate, type RoseOptions } from '../../src/decode/rose.ts';
+import {
+  alphaFromGuidanceScale,
+  degenerateContrastWarning,
+  guidanceScaleFromAlpha,
+  roseGenerate,
+  type RoseOptions,
+} from '../../src/decode/rose.ts';
 import { roseError, roseRejection } from '../helpers/errors.ts';
 import type { RoseError } from '../../src/errors.ts';
 import { loadLlama } from '../../src/model/load.ts';
@@ -33,7 +39,15 @@ describe('limits', () => {
       '(max_position_embeddings) is 256',
       `at most ${256 - longest} new tokens fit this prompt`,
     );
-    await rejects(roseGenerate(model, Array(256).fill(1), [rev], { maxNewTokens: 1 }), 'LIMIT', 'no room for even one new token');
+    const none = await rejects(
+      roseGenerate(model, Array(256).fill(1), [rev], { maxNewTokens: 1 }),
+      'LIMIT',
+      'no room for even one new token',
+    );
+    // The hints say what to do: how many new tokens fit, or that the prompt itself must shrink.
+    expect(none.hint).toBe('shorten the question or the system / reverse prompt');
+    const over = await rejects(roseGenerate(model, pos, [rev], { maxNewTokens: 256 }), 'LIMIT');
+    expect(over.hint).toBe(`use --max-new-tokens ${256 - longest} or less`);
     await rejects(() => model.newKvCache(2, 257), 'LIMIT', 'a context of 257 tokens exceeds', 'max_position_embeddings (256)');
   });
 
@@ -124,6 +138,19 @@ describe('limits', () => {
     expect((await run({})).tokens).toEqual((await run({ alphas: [0.5] })).tokens);
     const twoRev = await roseGenerate(model, pos, [rev, pos], { maxNewTokens: 3 });
     expect(twoRev.tokens).toEqual((await roseGenerate(model, pos, [rev, pos], { maxNewTokens: 3, alphas: [0.5, 0.5] })).tokens);
+  });
+
+  it('α (or Σα) ≥ 1 with no β mask gets the degenerate-contrast warning; below 1, or with β, none', () => {
+    const tail =
+      ' ≥ 1 without a plausibility mask: the contrast no longer favours what the positive prompt finds likely, and the answer ' +
+      'degenerates into junk (rose-micro answers junk to every question at α = 1.0); add --beta 0.1, or use α < 1';
+    expect(degenerateContrastWarning([0.5])).toBeNull();
+    expect(degenerateContrastWarning([0.999])).toBeNull();
+    expect(degenerateContrastWarning([1])).toBe(`α = 1${tail}`);
+    expect(degenerateContrastWarning([1], 0)).toBe(`α = 1${tail}`);
+    expect(degenerateContrastWarning([1.5], 0.1)).toBeNull(); // β restores the positive prompt's say
+    expect(degenerateContrastWarning([0.6, 0.5])).toBe(`Σα = 1.1${tail}`); // summed over the reverse prompts
+    expect(degenerateContrastWarning([0.6, 0.3])).toBeNull();
   });
 
   it('guidance scale γ ↔ α: γ ≥ 1 and finite, else a clear error', () => {
