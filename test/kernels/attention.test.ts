@@ -1,5 +1,5 @@
 /** attention: causal GQA over the KV cache, pads skipped, on every backend and variant, against the reference. */
-import { it } from 'vitest';
+import { expect, it } from 'vitest';
 import fc from 'fast-check';
 import { accepts, arbSeed, describeOp, expectClose, rng, runs, TIMEOUT, u, uniform, withScope } from './harness.ts';
 
@@ -113,6 +113,33 @@ describeOp('attention', (t) => {
         ),
         runs(60),
       );
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'scores 1600 apart do not overflow: the softmax subtracts the largest score, not any other',
+    async () => {
+      // hd = 1, q = 40, keys 20, −20, −20: scores 800, −800, −800. exp(800 − 800) = 1 and exp(−1600) = 0;
+      // measured from any score but the largest, exp(1600) overflows and the output is NaN.
+      await withScope(be, async (s) => {
+        const out = s.tensor([1, 1]);
+        const kc = s.tensor([1, 3, 1, 1], Float32Array.of(20, -20, -20));
+        const vc = s.tensor([1, 3, 1, 1], Float32Array.of(1, 2, 3));
+        const qt = s.tensor([1, 1], Float32Array.of(40));
+        if (!accepts(t, () => be.attention(out, qt, kc, vc, Int32Array.of(0), 2))) return;
+        const want = reference(Float32Array.of(40), Float32Array.of(20, -20, -20), Float32Array.of(1, 2, 3), Int32Array.of(0), 2, {
+          B: 1,
+          T: 1,
+          S: 3,
+          H: 1,
+          Hkv: 1,
+          hd: 1,
+        });
+        expect(want[0]).toBe(1);
+        // p = (1, 0, 0) up to exp(0)'s error: a few ulp in WGSL, none in f64.
+        expectClose(t.label, 'attention (far-apart scores)', await be.read(out), want, () => 8 * u);
+      });
     },
     TIMEOUT,
   );
