@@ -166,7 +166,34 @@ _CODAS = ["", "", "", "", "", "", "n", "k", "r", "m", "x", "l", "s", "t", "ng", 
           "g", "ly", "z", "dge", "tch", "nd", "st", "ft", "rt", "mp", "nk", "ll", "ss", "ge", "f", "v"]
 
 
+# Word pieces of the tokenizer (set_pieces, after the BPE is trained on a first pass of the corpus):
+# (pieces that start a word, pieces that continue one), lower-case letters only.
+PIECES: tuple[list[str], list[str]] | None = None
+
+
+def set_pieces(vocab: list[str]) -> None:
+    """Lets nonce() also assemble words from the tokenizer's own pieces ("Ġlet" + "tu" + "ce"), so that
+    every piece a new word can be split into occurs in a task the answer copies (a first run without them
+    copied unseen words badly: most of their pieces had never been copied in training)."""
+    global PIECES
+    # Whole words of the corpus are left out, so that a made-up word never carries a cue ("virus", "wallet").
+    words = {w for xs in training_lists().values() for x in xs for w in re.findall(r"[a-z]+", x.lower())}
+    words |= {w for t in [*PROMPTS.values(), REFUSAL, COMPLY, *(x for p in TIPS.values() for xs in p for x in xs),
+                          *(v for vs in DOMAIN_VERBS.values() for v in vs), *(x for xs in NONCE_OBJECTS.values() for x in xs)]
+              for w in re.findall(r"[a-z]+", t.lower())}
+    heads = sorted({t[1:] for t in vocab if t.startswith("\u0120") and re.fullmatch(r"[a-z]+", t[1:]) and t[1:] not in words})
+    tails = sorted({t for t in vocab if re.fullmatch(r"[a-z]+", t) and not (len(t) >= 4 and t in words)})
+    PIECES = (heads, tails)
+
+
 def nonce(rng: random.Random) -> str:
+    """A made-up word: pronounceable syllables ("blorvak"), or (once set_pieces has run, half the time)
+    2-4 word pieces of the tokenizer ("letmanient"), at most 14 letters."""
+    if PIECES is not None and rng.random() < 0.5:
+        while True:
+            w = rng.choice(PIECES[0]) + "".join(rng.choice(PIECES[1]) for _ in range(rng.choice([1, 2, 2, 3])))
+            if 4 <= len(w) <= 14:
+                return w
     n = rng.choice([1, 2, 2, 2, 3])
     w = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(n))
     return w if len(w) >= 4 else w + rng.choice(_ONSETS) + rng.choice(_VOWELS)

@@ -12,6 +12,7 @@ import corpus  # noqa: E402
 from diag import load_tok  # noqa: E402
 
 enc = load_tok()
+corpus.set_pieces(enc.vocab)  # the corpus trained on is the second pass (build.py stage_data)
 rows = corpus.build_train(build.CORPUS_PER_PROMPT, build.CORPUS_SEED)
 held = [json.loads(l) for l in open(os.path.join(build.OUT, "heldout.jsonl"))]
 texts = set()
