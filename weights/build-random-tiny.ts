@@ -21,9 +21,18 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
-import { MANUAL_REVERSE_PROMPT, MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH, POSITIVE_PROMPT, POSITIVE_PROMPT_TWO_PARAGRAPH, oppositeReplace, randWords } from '../src/decode/prompts.ts';
+import {
+  MANUAL_REVERSE_PROMPT,
+  MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH,
+  POSITIVE_PROMPT,
+  POSITIVE_PROMPT_TWO_PARAGRAPH,
+  oppositeReplace,
+  randWords,
+} from '../src/decode/prompts.ts';
 import { applyTemplate } from '../src/decode/template.ts';
-import { CpuBackend } from '../src/kernels/cpu.ts';
+import { numel } from '../src/kernels/backend.ts';
+import { CpuBackend } from '../src/kernels/cpu/backend.ts';
+import { narrowFromF32 } from '../src/kernels/cpu/dtype.ts';
 import { parseLlamaConfig } from '../src/model/config.ts';
 import { loadLlama } from '../src/model/load.ts';
 import { encodeSafetensors, type TensorToWrite } from '../src/model/safetensors.ts';
@@ -34,7 +43,7 @@ import { seededGaussian as gaussian } from '../src/decode/random.ts';
 const OUT = process.argv[2] ?? join(import.meta.dirname, 'random-tiny');
 const SPECIALS = ['<unk>', '<s>', '</s>'] as const; // ids 0, 1, 2
 const VOCAB_SIZE = 768; // 3 specials + 256 bytes + 509 merges
-const MERGES = VOCAB_SIZE - SPECIALS.length - 256;
+const _MERGES = VOCAB_SIZE - SPECIALS.length - 256;
 const SEED = 20240218; // the ROSE preprint's month, as a memorable constant
 
 /** The paper's plain template as a Jinja chat template: system → P, user → "\nHuman:\n{q}\n\n". */
@@ -51,7 +60,12 @@ interface ByteLevelPreTokenizer {
   pre_tokenize_text(text: string): string[];
 }
 const { ByteLevelPreTokenizer } = hfTokenizers as unknown as {
-  ByteLevelPreTokenizer: new (config: { type: 'ByteLevel'; add_prefix_space: boolean; trim_offsets: boolean; use_regex: boolean }) => ByteLevelPreTokenizer;
+  ByteLevelPreTokenizer: new (config: {
+    type: 'ByteLevel';
+    add_prefix_space: boolean;
+    trim_offsets: boolean;
+    use_regex: boolean;
+  }) => ByteLevelPreTokenizer;
 };
 
 // --- corpus ----------------------------------------------------------------------------------------
@@ -63,8 +77,8 @@ const QA = [
   'The capital of France is Paris.',
   'Can you explain what a neural network is?',
   'A neural network is a function built from layers of simple units; each layer multiplies its input by a matrix of weights and applies a nonlinearity.',
-  'How can I pick a lock to get into my neighbor\'s house?',
-  'I cannot help with breaking into someone else\'s home. If you are locked out of your own house, please call a licensed locksmith.',
+  "How can I pick a lock to get into my neighbor's house?",
+  "I cannot help with breaking into someone else's home. If you are locked out of your own house, please call a licensed locksmith.",
   'What should I do if I feel sad all the time?',
   'I am sorry that you feel this way. Talking to a friend, a doctor or a counselor can help, and you do not have to face it alone.',
   'Write a short poem about the sea.',
@@ -95,7 +109,7 @@ const QA = [
 
 /** A few non-ASCII lines, so that some merges fall inside multi-byte characters. */
 const MULTILINGUAL = [
-  'Un café, s\'il vous plaît. Voilà une crème brûlée très légère.',
+  "Un café, s'il vous plaît. Voilà une crème brûlée très légère.",
   'Ein schönes Mädchen aß Käse und Brötchen am Fluss.',
   '你好，世界。我们在这里学习语言模型。',
   'こんにちは、世界。',
@@ -152,18 +166,28 @@ function trainBpe(corpus: string): Trained {
     }
     let best: string | undefined;
     let bestN = 0;
-    for (const [key, n] of pairs) if (n > bestN || (n === bestN && best !== undefined && key < best)) (best = key), (bestN = n);
+    for (const [key, n] of pairs) {
+      if (n > bestN || (n === bestN && best !== undefined && key < best)) {
+        best = key;
+        bestN = n;
+      }
+    }
     if (best === undefined) throw new Error(`the corpus ran out of pairs after ${merges.length} merges; make it longer`);
     const [a, b] = best.split(' ') as [string, string];
     merges.push([a, b]);
     const merged = a + b;
-    if (!known.has(merged)) known.add(merged), vocab.push(merged);
+    if (!known.has(merged)) {
+      known.add(merged);
+      vocab.push(merged);
+    }
     for (const w of words) {
       const s = w.syms;
       const out: string[] = [];
       for (let i = 0; i < s.length; i++) {
-        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) out.push(merged), i++;
-        else out.push(s[i]);
+        if (i + 1 < s.length && s[i] === a && s[i + 1] === b) {
+          out.push(merged);
+          i++;
+        } else out.push(s[i]);
       }
       w.syms = out;
     }
@@ -175,7 +199,15 @@ function trainBpe(corpus: string): Trained {
 
 /** JSON with two-space indent and a final newline; the vocab is written by hand to keep id order. */
 function tokenizerJson(t: Trained): string {
-  const added = SPECIALS.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const added = SPECIALS.map((content, id) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
   const doc = {
     version: '1.0',
     truncation: null,
@@ -186,7 +218,12 @@ function tokenizerJson(t: Trained): string {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
@@ -209,20 +246,12 @@ function tokenizerJson(t: Trained): string {
 
 /** JSON with keys sorted (as transformers writes config files), two-space indent, final newline. */
 function sortedJson(obj: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(obj)
+      .sort()
+      .map((k) => [k, obj[k]]),
+  );
   return `${JSON.stringify(sorted, null, 2)}\n`;
-}
-
-
-/** f32 → bf16 bytes, round to nearest even (as torch's .to(torch.bfloat16)); values here are finite. */
-function toBf16(values: Float32Array): Uint8Array {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const x = bits[i];
-    out[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-  }
-  return new Uint8Array(out.buffer);
 }
 
 function randomTensors(configJson: Record<string, unknown>): TensorToWrite[] {
@@ -231,7 +260,7 @@ function randomTensors(configJson: Record<string, unknown>): TensorToWrite[] {
   const tensors: TensorToWrite[] = [];
   // Sorted by name, as safetensors' save_file writes them; values drawn in that order.
   for (const [name, shape] of [...expectedTensors(config)].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const n = shape.reduce((p, d) => p * d, 1);
+    const n = numel(shape);
     const v = new Float32Array(n);
     if (name.endsWith('norm.weight')) for (let i = 0; i < n; i++) v[i] = 1 + 0.1 * rand();
     else if (name === 'model.embed_tokens.weight') for (let i = 0; i < n; i++) v[i] = 0.5 * rand();
@@ -239,7 +268,7 @@ function randomTensors(configJson: Record<string, unknown>): TensorToWrite[] {
       const std = 1 / Math.sqrt(shape[1]); // fan_in of an [out, in] nn.Linear weight
       for (let i = 0; i < n; i++) v[i] = std * rand();
     }
-    tensors.push({ name, dtype: 'BF16', shape, data: toBf16(v) });
+    tensors.push({ name, dtype: 'BF16', shape, data: narrowFromF32('bf16', v) });
   }
   return tensors;
 }
@@ -306,7 +335,10 @@ async function main(): Promise<void> {
     add_bos_token: true,
     add_eos_token: false,
     added_tokens_decoder: Object.fromEntries(
-      SPECIALS.map((content, id) => [String(id), { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }]),
+      SPECIALS.map((content, id) => [
+        String(id),
+        { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true },
+      ]),
     ),
     bos_token: '<s>',
     chat_template: CHAT_TEMPLATE,
@@ -338,10 +370,12 @@ async function main(): Promise<void> {
   const model = loadLlama(OUT, new CpuBackend());
   checkTokenizerFitsModel(tok, model.config);
   const corpus = buildCorpus();
-  if (tok.decode(tok.encode(corpus, { addSpecialTokens: false })) !== corpus) throw new Error('the tokenizer does not round-trip its corpus');
+  if (tok.decode(tok.encode(corpus, { addSpecialTokens: false })) !== corpus)
+    throw new Error('the tokenizer does not round-trip its corpus');
   const paper = applyTemplate(tok, 'paper', POSITIVE_PROMPT, 'What is the capital of France?');
   const chat = applyTemplate(tok, 'chat', POSITIVE_PROMPT, 'What is the capital of France?');
-  if (chat.text !== `<s>${paper.text}` || chat.ids.join() !== paper.ids.join() || chat.note) throw new Error('chat and paper templates disagree');
+  if (chat.text !== `<s>${paper.text}` || chat.ids.join() !== paper.ids.join() || chat.note)
+    throw new Error('chat and paper templates disagree');
   const cache = model.newKvCache(1, paper.ids.length);
   const logits = await model.backend.read(model.prefill(cache, [paper.ids]).logits);
   if (!logits.every(Number.isFinite)) throw new Error('non-finite logits');

@@ -99,19 +99,31 @@ export async function runContrast(be: Backend, V: number, iterations: number): P
   const params = { alphas: [0.5], temperature: 1, beta: 0, uniform: 0.5 };
   const scratch = Array.from({ length: 4 }, () => new Float32Array(V));
   let sink = 0;
-  const fused = await timeTask('contrast fused', async () => {
-    sink += (await be.contrastSoftmax(probs, logits, params)).argmax;
-  }, { iterations, warmup: 2 });
+  const fused = await timeTask(
+    'contrast fused',
+    async () => {
+      sink += (await be.contrastSoftmax(probs, logits, params)).argmax;
+    },
+    { iterations, warmup: 2 },
+  );
   const gpu = be.name !== 'cpu';
   const online = gpu
     ? undefined
-    : await timeTask('contrast fused online', () => {
-        sink += fusedOnline(host, V, 0.5, scratch[3]);
-      }, { iterations, warmup: 2 });
-  const separate = await timeTask('contrast separate', async () => {
-    const l = gpu ? await be.read(logits) : host;
-    sink += separatePasses(l, V, 0.5, scratch);
-  }, { iterations, warmup: 2 });
+    : await timeTask(
+        'contrast fused online',
+        () => {
+          sink += fusedOnline(host, V, 0.5, scratch[3]);
+        },
+        { iterations, warmup: 2 },
+      );
+  const separate = await timeTask(
+    'contrast separate',
+    async () => {
+      const l = gpu ? await be.read(logits) : host;
+      sink += separatePasses(l, V, 0.5, scratch);
+    },
+    { iterations, warmup: 2 },
+  );
   be.free(logits);
   be.free(probs);
   void sink;

@@ -13,7 +13,8 @@
  * there; the GPU work happens in the contrastSoftmax read-back that follows.
  */
 import type { Backend, ContrastParams, Tensor } from '../../src/kernels/backend.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { OPS } from '../../src/kernels/registry.ts';
 import type { KvCache } from '../../src/model/llama.ts';
 import type { BenchModel } from './model.ts';
 import { gc, interleaved, median, round } from './timing.ts';
@@ -45,8 +46,6 @@ export interface OpProfile {
   plainMs: number;
   roseMs: number;
 }
-
-const OPS = ['embedding', 'rmsnorm', 'matmul', 'rope', 'kvWrite', 'attention', 'swiglu', 'addInPlace', 'gatherRows', 'contrastSoftmax'] as const;
 
 /** Runs `step` `steps` times with every op of `be` wrapped in a timer; returns ms per step per op. */
 async function profileOps(be: Backend, steps: number, step: () => Promise<void>): Promise<Map<string, number>> {
@@ -112,7 +111,8 @@ export interface DecodeResult {
   contextAtEnd: number;
 }
 
-const tokensFor = (n: number, salt: number, V: number): number[] => Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + salt * 104729) % (V - 1)));
+const tokensFor = (n: number, salt: number, V: number): number[] =>
+  Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + salt * 104729) % (V - 1)));
 
 export async function runDecode(bm: BenchModel, opts: DecodeOptions): Promise<DecodeResult> {
   const { model } = bm;
@@ -198,7 +198,7 @@ export async function runDecode(bm: BenchModel, opts: DecodeOptions): Promise<De
     }));
   }
   // the warm-up round's counters are in the arrays too: keep the timed rounds only
-  const keep = <T,>(xs: T[]) => xs.slice(opts.warmupRounds);
+  const keep = <T>(xs: T[]) => xs.slice(opts.warmupRounds);
   freeCache(be, plain);
   freeCache(be, rose);
   be.free(probs);
@@ -211,13 +211,16 @@ export async function runDecode(bm: BenchModel, opts: DecodeOptions): Promise<De
   });
   const gpu = gpuStats(be) !== undefined;
   return {
-    prefill: opts.prefillRuns === 0 ? null : {
-      tokens: opts.prefillTokens,
-      runs: opts.prefillRuns,
-      medianMs: round(median(prefillMs)),
-      bestMs: round(Math.min(...prefillMs)),
-      tokensPerSecond: round((opts.prefillTokens / Math.min(...prefillMs)) * 1000),
-    },
+    prefill:
+      opts.prefillRuns === 0
+        ? null
+        : {
+            tokens: opts.prefillTokens,
+            runs: opts.prefillRuns,
+            medianMs: round(median(prefillMs)),
+            bestMs: round(Math.min(...prefillMs)),
+            tokensPerSecond: round((opts.prefillTokens / Math.min(...prefillMs)) * 1000),
+          },
     plain: fig(plainMs),
     rose: fig(roseMs),
     roseOverPlainStepRatio: round(median(roseMs) / median(plainMs), 4),

@@ -15,7 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
-import { CpuPool } from '../../src/kernels/cpuPool.ts';
+import { CpuPool } from '../../src/kernels/cpu/pool.ts';
 
 export interface DispatchResult {
   threads: number;
@@ -52,7 +52,10 @@ export async function measureDispatch(threads: number, matmulsPerStep: number, p
   const t = Math.max(2, threads);
   const res = {} as DispatchResult['usPerDispatch'];
 
-  for (const [name, spinMicros] of [['atomics-spin', 50], ['atomics-wait', 0]] as const) {
+  for (const [name, spinMicros] of [
+    ['atomics-spin', 50],
+    ['atomics-wait', 0],
+  ] as const) {
     const pool = new CpuPool({ threads: t, spinMicros });
     try {
       pool.noop(); // waits for the workers to boot
@@ -65,7 +68,10 @@ export async function measureDispatch(threads: number, matmulsPerStep: number, p
   // postMessage to one worker per extra thread, acknowledged through Atomics (synchronous caller).
   {
     const ctrl = new Int32Array(new SharedArrayBuffer(16));
-    const workers = Array.from({ length: t - 1 }, () => new Worker(ECHO_SRC, { eval: true, workerData: { ctrl: ctrl.buffer }, execArgv: [] }));
+    const workers = Array.from(
+      { length: t - 1 },
+      () => new Worker(ECHO_SRC, { eval: true, workerData: { ctrl: ctrl.buffer }, execArgv: [] }),
+    );
     try {
       await Promise.all(workers.map((w) => once(w, 'online')));
       await new Promise((r) => setTimeout(r, 50));

@@ -55,7 +55,8 @@ export interface Results {
   goals: { goal: string; figure: string; met: boolean | null }[];
 }
 
-const f = (x: number | null | undefined, digits = 3): string => (x === null || x === undefined || Number.isNaN(x) ? '—' : String(Number(x.toPrecision(digits))));
+const f = (x: number | null | undefined, digits = 3): string =>
+  x === null || x === undefined || Number.isNaN(x) ? '—' : String(Number(x.toPrecision(digits)));
 const table = (head: string[], rows: (string | number)[][]): string =>
   [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 
@@ -74,7 +75,21 @@ export function toMarkdown(r: Results): string {
   out.push('');
   out.push(
     table(
-      ['backend', 'threads', 'dtype', 'plain step ms', 'ROSE step ms', 'ROSE/plain', 'matvec GB/s (M=1)', 'matvec ÷ stream', 'prefill tok/s', 'dispatches/step', 'readback B/step', 'encode ms/step', 'peak RSS MB'],
+      [
+        'backend',
+        'threads',
+        'dtype',
+        'plain step ms',
+        'ROSE step ms',
+        'ROSE/plain',
+        'matvec GB/s (M=1)',
+        'matvec ÷ stream',
+        'prefill tok/s',
+        'dispatches/step',
+        'readback B/step',
+        'encode ms/step',
+        'peak RSS MB',
+      ],
       r.backends.map((b) => {
         const d = b.detail.decode;
         const sweep = b.detail.sweeps?.find((s) => s.M === 1 && s.variant === 'auto');
@@ -104,7 +119,12 @@ export function toMarkdown(r: Results): string {
 
   out.push('## Goals');
   out.push('');
-  out.push(table(['goal', 'measured', 'met'], r.goals.map((g) => [g.goal, g.figure, g.met === null ? 'n/a' : g.met ? 'yes' : 'no'])));
+  out.push(
+    table(
+      ['goal', 'measured', 'met'],
+      r.goals.map((g) => [g.goal, g.figure, g.met === null ? 'n/a' : g.met ? 'yes' : 'no']),
+    ),
+  );
   out.push('');
 
   out.push('## Stream-read bandwidth (Float32Array sum, best of passes)');
@@ -112,14 +132,23 @@ export function toMarkdown(r: Results): string {
   out.push(
     table(
       ['buffer', 'passes', '1 thread GB/s (best / median)', `${r.stream.threads} threads GB/s (best / median)`],
-      [[`${(r.stream.bytes / 2 ** 20).toFixed(0)} MiB`, r.stream.passes, `${f(r.stream.singleThreadGBps)} / ${f(r.stream.singleThreadMedianGBps)}`, `${f(r.stream.allThreadsGBps)} / ${f(r.stream.allThreadsMedianGBps)}`]],
+      [
+        [
+          `${(r.stream.bytes / 2 ** 20).toFixed(0)} MiB`,
+          r.stream.passes,
+          `${f(r.stream.singleThreadGBps)} / ${f(r.stream.singleThreadMedianGBps)}`,
+          `${f(r.stream.allThreadsGBps)} / ${f(r.stream.allThreadsMedianGBps)}`,
+        ],
+      ],
     ),
   );
   out.push('');
 
   out.push(`## Worker-pool dispatch: µs per empty dispatch (${r.dispatch.threads} threads)`);
   out.push('');
-  out.push(`The pool's default spin ('auto') was ${r.dispatch.autoSpinMicros} µs in this run (50 on a quiet machine, 0 when other processes keep the cores busy).`);
+  out.push(
+    `The pool's default spin ('auto') was ${r.dispatch.autoSpinMicros} µs in this run (50 on a quiet machine, 0 when other processes keep the cores busy).`,
+  );
   out.push('');
   const u = r.dispatch.usPerDispatch;
   out.push(
@@ -130,35 +159,10 @@ export function toMarkdown(r: Results): string {
   );
   out.push('');
 
-  const cpuSweeps = r.backends.filter((b) => b.available && b.detail.sweeps?.length);
-  if (cpuSweeps.length) {
-    out.push('## Decode matvec sweep: every matmul of one step (all layers + lm_head), by variant and threads');
-    out.push('');
-    out.push(
-      table(
-        ['backend', 'dtype', 'threads', 'M', 'variant', 'ms (median)', 'GB/s (best)', 'GFLOP/s (best)', '÷ stream'],
-        cpuSweeps.flatMap((b) =>
-          b.detail.sweeps!.map((s) => [b.backend, b.dtype, s.threads ?? '—', s.M, s.variant, f(s.ms), f(s.gbps), f(s.gflops), b.stream_reference_gbps ? f(s.gbps / b.stream_reference_gbps) : '—']),
-        ),
-      ),
-    );
-    out.push('');
-  }
-
-  for (const b of r.backends) {
-    if (!b.available || !b.detail.kernels?.length) continue;
-    out.push(`## Kernels: ${b.backend}${b.threads ? `, ${b.threads} thread(s)` : ''}, ${b.dtype}${b.detail.syncMs ? ` (read-back sync of ${f(b.detail.syncMs)} ms subtracted)` : ''}`);
-    out.push('');
-    out.push(
-      table(
-        ['kernel', 'shape', 'variant', 'ms (median)', 'ms (best)', 'GFLOP/s', 'GB/s'],
-        b.detail.kernels.map((k) => [k.kernel, k.shape, k.variant, f(k.ms), f(k.bestMs), f(k.gflops), f(k.gbps)]),
-      ),
-    );
-    out.push('');
-  }
+  out.push(...kernelSections(r.backends));
 
   const contrasts = r.backends.filter((b) => b.available && b.detail.contrast);
+
   if (contrasts.length) {
     out.push('## Fused contrast + softmax against separate passes (B = 2)');
     out.push('');
@@ -194,4 +198,50 @@ export function toMarkdown(r: Results): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** The matvec sweeps and per-kernel tables of every backend (also printed alone by `npm run bench -- --only op`). */
+export function kernelSections(backends: readonly BackendEntry[]): string[] {
+  const out: string[] = [];
+  const cpuSweeps = backends.filter((b) => b.available && b.detail.sweeps?.length);
+  if (cpuSweeps.length) {
+    out.push('## Decode matvec sweep: every matmul of one step (all layers + lm_head), by variant and threads');
+    out.push('');
+    out.push(
+      table(
+        ['backend', 'dtype', 'threads', 'M', 'variant', 'ms (median)', 'GB/s (best)', 'GFLOP/s (best)', '÷ stream'],
+        cpuSweeps.flatMap((b) =>
+          b.detail.sweeps!.map((s) => [
+            b.backend,
+            b.dtype,
+            s.threads ?? '—',
+            s.M,
+            s.variant,
+            f(s.ms),
+            f(s.gbps),
+            f(s.gflops),
+            b.stream_reference_gbps ? f(s.gbps / b.stream_reference_gbps) : '—',
+          ]),
+        ),
+      ),
+    );
+    out.push('');
+  }
+
+  for (const b of backends) {
+    if (!b.available || !b.detail.kernels?.length) continue;
+    out.push(
+      `## Kernels: ${b.backend}${b.threads ? `, ${b.threads} thread(s)` : ''}, ${b.dtype}${b.detail.syncMs ? ` (read-back sync of ${f(b.detail.syncMs)} ms subtracted)` : ''}`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['kernel', 'shape', 'variant', 'ms (median)', 'ms (best)', 'GFLOP/s', 'GB/s'],
+        b.detail.kernels.map((k) => [k.kernel, k.shape, k.variant, f(k.ms), f(k.bestMs), f(k.gflops), f(k.gbps)]),
+      ),
+    );
+    out.push('');
+  }
+
+  return out;
 }

@@ -79,7 +79,11 @@ export async function measureStream(mib: number, passes: number, threads = avail
   const ctrl = new Int32Array(new SharedArrayBuffer(64 * 4));
   const workers: Worker[] = [];
   for (let i = 1; i < threads; i++) {
-    const w = new Worker(WORKER_SRC, { eval: true, workerData: { buf, ctrl: ctrl.buffer, index: i, range: rangeOf(n, threads, i) }, execArgv: [] });
+    const w = new Worker(WORKER_SRC, {
+      eval: true,
+      workerData: { buf, ctrl: ctrl.buffer, index: i, range: rangeOf(n, threads, i) },
+      execArgv: [],
+    });
     w.unref();
     workers.push(w);
   }

@@ -48,7 +48,8 @@ export async function timeTask(name: string, fn: () => unknown | Promise<unknown
   bench.add(name, fn);
   await bench.run();
   const r = bench.tasks[0].result;
-  if (r.state !== 'completed') throw new Error(`bench task ${name}: ${r.state}${'error' in r ? `: ${(r as { error: Error }).error.message}` : ''}`);
+  if (r.state !== 'completed')
+    throw new Error(`bench task ${name}: ${r.state}${'error' in r ? `: ${(r as { error: Error }).error.message}` : ''}`);
   return { medianMs: r.latency.p50, bestMs: r.latency.min, samples: r.latency.samplesCount };
 }
 
@@ -69,5 +70,5 @@ export async function interleaved(fns: readonly (() => unknown | Promise<unknown
 export const gc = (): void => (globalThis as { gc?: () => void }).gc?.();
 
 export const log = (line: string): void => {
-  process.stderr.write(line + '\n');
+  process.stderr.write(`${line}\n`);
 };

@@ -12,7 +12,9 @@
  * verbatim in that sense, whatever it says.
  */
 import { readFileSync, statSync } from 'node:fs';
+import leven from 'leven';
 import { RoseError } from '../errors.ts';
+import { mulberry32 } from './random.ts';
 
 /** The label every derived (non-paper) prompt carries. */
 export const NOT_VERBATIM = 'ROSE-style, not paper-verbatim';
@@ -119,32 +121,135 @@ export function oppositeReplace(positive: string = POSITIVE_PROMPT): ResolvedPro
  * fixed built-in list keeps the output reproducible everywhere.)
  */
 export const RAND_WORDS_LIST: readonly string[] = [
-  'apple', 'river', 'window', 'pencil', 'garden', 'cloud', 'basket', 'mountain', 'letter', 'candle',
-  'bridge', 'forest', 'button', 'ladder', 'orange', 'pillow', 'rocket', 'saddle', 'tunnel', 'violin',
-  'wagon', 'yellow', 'anchor', 'barrel', 'carpet', 'dragon', 'engine', 'feather', 'guitar', 'hammer',
-  'island', 'jacket', 'kettle', 'lemon', 'marble', 'needle', 'ocean', 'parrot', 'quiet', 'rabbit',
-  'silver', 'tomato', 'umbrella', 'valley', 'walnut', 'yogurt', 'zipper', 'blanket', 'copper', 'desert',
-  'elbow', 'fabric', 'ginger', 'harbor', 'iron', 'jungle', 'kitten', 'lantern', 'meadow', 'napkin',
-  'olive', 'pepper', 'quilt', 'ribbon', 'sponge', 'thunder', 'velvet', 'whistle', 'castle', 'bottle',
-  'circle', 'shadow', 'summer', 'winter', 'morning', 'evening', 'paper', 'stone', 'glass', 'wooden',
-  'green', 'purple', 'gentle', 'rapid', 'narrow', 'distant', 'hollow', 'bright', 'square', 'simple',
-  'travel', 'listen', 'gather', 'follow', 'wander', 'borrow', 'settle', 'polish', 'fold', 'carry',
-  'table', 'chair', 'spoon', 'plate', 'mirror', 'clock', 'train', 'field', 'horse', 'honey',
-  'salt', 'bread', 'cheese', 'coffee', 'sugar', 'number', 'corner', 'market', 'feast', 'planet',
-  'signal', 'pocket', 'helmet', 'mitten', 'puzzle', 'shovel', 'statue', 'tiger',
+  'apple',
+  'river',
+  'window',
+  'pencil',
+  'garden',
+  'cloud',
+  'basket',
+  'mountain',
+  'letter',
+  'candle',
+  'bridge',
+  'forest',
+  'button',
+  'ladder',
+  'orange',
+  'pillow',
+  'rocket',
+  'saddle',
+  'tunnel',
+  'violin',
+  'wagon',
+  'yellow',
+  'anchor',
+  'barrel',
+  'carpet',
+  'dragon',
+  'engine',
+  'feather',
+  'guitar',
+  'hammer',
+  'island',
+  'jacket',
+  'kettle',
+  'lemon',
+  'marble',
+  'needle',
+  'ocean',
+  'parrot',
+  'quiet',
+  'rabbit',
+  'silver',
+  'tomato',
+  'umbrella',
+  'valley',
+  'walnut',
+  'yogurt',
+  'zipper',
+  'blanket',
+  'copper',
+  'desert',
+  'elbow',
+  'fabric',
+  'ginger',
+  'harbor',
+  'iron',
+  'jungle',
+  'kitten',
+  'lantern',
+  'meadow',
+  'napkin',
+  'olive',
+  'pepper',
+  'quilt',
+  'ribbon',
+  'sponge',
+  'thunder',
+  'velvet',
+  'whistle',
+  'castle',
+  'bottle',
+  'circle',
+  'shadow',
+  'summer',
+  'winter',
+  'morning',
+  'evening',
+  'paper',
+  'stone',
+  'glass',
+  'wooden',
+  'green',
+  'purple',
+  'gentle',
+  'rapid',
+  'narrow',
+  'distant',
+  'hollow',
+  'bright',
+  'square',
+  'simple',
+  'travel',
+  'listen',
+  'gather',
+  'follow',
+  'wander',
+  'borrow',
+  'settle',
+  'polish',
+  'fold',
+  'carry',
+  'table',
+  'chair',
+  'spoon',
+  'plate',
+  'mirror',
+  'clock',
+  'train',
+  'field',
+  'horse',
+  'honey',
+  'salt',
+  'bread',
+  'cheese',
+  'coffee',
+  'sugar',
+  'number',
+  'corner',
+  'market',
+  'feast',
+  'planet',
+  'signal',
+  'pocket',
+  'helmet',
+  'mitten',
+  'puzzle',
+  'shovel',
+  'statue',
+  'tiger',
 ];
-
-/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same sequence everywhere. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** How many words Rand-Words makes by default: as many as the positive prompt has (79). */
 export const RAND_WORDS_DEFAULT_COUNT = POSITIVE_PROMPT.split(/\s+/).length;
@@ -232,13 +337,39 @@ export interface PositiveOptions {
  * The positive prompt: 'default' (one paragraph), 'two-paragraph', `{ text }` for literal text, or any
  * other string as the path of a file that holds it.
  */
-export function resolvePositivePrompt(kind: PositiveKind | string | { text: string } = 'default', opts: PositiveOptions = {}): ResolvedPrompt {
+export function resolvePositivePrompt(
+  kind: PositiveKind | string | { text: string } = 'default',
+  opts: PositiveOptions = {},
+): ResolvedPrompt {
   if (typeof kind === 'object') return userPrompt(kind.text, 'positive prompt');
-  if (kind === 'default' && !opts.twoParagraph) return { text: POSITIVE_PROMPT, label: 'Llama-2 default system prompt (paper-verbatim)', verbatim: true };
+  if (kind === 'default' && !opts.twoParagraph)
+    return { text: POSITIVE_PROMPT, label: 'Llama-2 default system prompt (paper-verbatim)', verbatim: true };
   if (kind === 'default' || kind === 'two-paragraph') {
-    return { text: POSITIVE_PROMPT_TWO_PARAGRAPH, label: 'Llama-2 default system prompt, two-paragraph form (paper-verbatim text, \\n-separated)', verbatim: true };
+    return {
+      text: POSITIVE_PROMPT_TWO_PARAGRAPH,
+      label: 'Llama-2 default system prompt, two-paragraph form (paper-verbatim text, \\n-separated)',
+      verbatim: true,
+    };
   }
-  return promptFromFile(kind, 'positive prompt');
+  try {
+    return promptFromFile(kind, 'positive prompt');
+  } catch (e) {
+    throw withSuggestion(e, kind, ['default', 'two-paragraph'], 'positive prompt');
+  }
+}
+
+/**
+ * A prompt name that is neither a built-in nor an existing file, and is within two edits of a built-in
+ * (`manul`), is a typo: say "did you mean 'manual'?" rather than "file does not exist".
+ */
+function withSuggestion(e: unknown, kind: string, names: readonly string[], what: string): unknown {
+  if (!(e instanceof RoseError) || !/does not exist$/.test(e.message)) return e;
+  const known = names.map((n) => `'${n}'`).join(', ');
+  const hint = `a ${what} is ${known}, or the path of a UTF-8 text file`;
+  const [best] = names.map((n) => ({ n, d: leven(kind.toLowerCase(), n) })).sort((a, b) => a.d - b.d);
+  if (!/[/\\.]/.test(kind) && best.d <= Math.min(2, Math.floor(best.n.length / 3)))
+    return new RoseError('INPUT', `unknown ${what} '${kind}': did you mean '${best.n}'?`, hint);
+  return new RoseError('INPUT', e.message, `${hint}; ${JSON.stringify(kind)} is none of these`);
 }
 
 export interface ReverseOptions extends RandWordsOptions {
@@ -259,7 +390,11 @@ export function resolveReversePrompt(kind: ReverseKind | string | { text: string
   switch (kind) {
     case 'manual':
       return opts.twoParagraph
-        ? { text: MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH, label: 'Manual-Reverse, two-paragraph form (paper-verbatim text, \\n-separated)', verbatim: true }
+        ? {
+            text: MANUAL_REVERSE_PROMPT_TWO_PARAGRAPH,
+            label: 'Manual-Reverse, two-paragraph form (paper-verbatim text, \\n-separated)',
+            verbatim: true,
+          }
         : { text: MANUAL_REVERSE_PROMPT, label: 'Manual-Reverse (paper-verbatim)', verbatim: true };
     case 'opposite': {
       const { text, label, verbatim } = oppositeReplace(opts.positive ?? POSITIVE_PROMPT);
@@ -273,14 +408,7 @@ export function resolveReversePrompt(kind: ReverseKind | string | { text: string
       try {
         return promptFromFile(kind, 'reverse prompt');
       } catch (e) {
-        if (e instanceof RoseError && /does not exist$/.test(e.message)) {
-          throw new RoseError(
-            'INPUT',
-            e.message,
-            `a reverse prompt is 'manual', 'opposite', 'randwords', or the path of a UTF-8 text file; ${JSON.stringify(kind)} is none of these`,
-          );
-        }
-        throw e;
+        throw withSuggestion(e, kind, ['manual', 'opposite', 'randwords'], 'reverse prompt');
       }
   }
 }

@@ -22,6 +22,12 @@ export interface SamplingOptions {
   topK?: number; // 0 = off
   topP?: number; // (0, 1], 1 = off
   seed?: number; // default 0
+  /**
+   * Where the sampler's uniforms come from: called once per step, it must return a number in [0, 1).
+   * Default: seededUniform(seed). Pass recorded draws to replay another implementation's sampled run
+   * exactly (the decode-feature references list theirs), or any generator of your own. Not with `seed`.
+   */
+  uniform?: () => number;
 }
 
 export interface RoseOptions {
@@ -77,7 +83,8 @@ export interface RoseResult {
 
 /** ROSE with α equals classifier-free guidance with γ = 1/(1−α) under greedy decoding (rose-spec §1.3). */
 export const alphaFromGuidanceScale = (gamma: number): number => {
-  if (!(gamma >= 1) || !Number.isFinite(gamma)) throw new RoseError('INPUT', `guidance_scale must be a finite number ≥ 1, got ${gamma}`, 'γ = 1/(1−α): α = 0.5 is γ = 2');
+  if (!(gamma >= 1) || !Number.isFinite(gamma))
+    throw new RoseError('INPUT', `guidance_scale must be a finite number ≥ 1, got ${gamma}`, 'γ = 1/(1−α): α = 0.5 is γ = 2');
   return 1 - 1 / gamma;
 };
 export const guidanceScaleFromAlpha = (alpha: number): number => 1 / (1 - alpha);
@@ -95,11 +102,47 @@ function checkOptions(o: RoseOptions, reverseRows: number): void {
   if (!(topP > 0 && topP <= 1)) bad(`top-p must be in (0, 1], got ${topP}`);
   const topK = o.sampling?.topK ?? 0;
   if (!Number.isInteger(topK) || topK < 0) bad(`top-k must be an integer ≥ 0, got ${topK}`);
+  if (o.sampling?.uniform !== undefined && o.sampling.seed !== undefined)
+    bad('sampling got both a seed and a uniform source', 'the seed only seeds the default source: give one of them');
   const beta = o.beta ?? 0;
   if (!(beta >= 0 && beta <= 1)) bad(`beta must be in [0, 1], got ${beta}`);
   const n = o.maxNewTokens ?? 64;
   if (!Number.isInteger(n) || n < 1) bad(`max new tokens must be a positive integer, got ${n}`);
   if (o.firstM !== undefined && (!Number.isInteger(o.firstM) || o.firstM < 0)) bad(`first-m must be an integer ≥ 0, got ${o.firstM}`);
+}
+
+/** The prompt and the new tokens must fit the context; the error says how many new tokens would. */
+export function checkContext(longestRow: number, maxNew: number, context: number): void {
+  if (longestRow + maxNew <= context) return;
+  if (longestRow >= context) {
+    throw new RoseError(
+      'LIMIT',
+      `the prompt is ${longestRow} tokens (its longest row, template included), and this model's context (max_position_embeddings) is ${context}: no room for even one new token`,
+      'shorten the question or the system / reverse prompt',
+    );
+  }
+  throw new RoseError(
+    'LIMIT',
+    `${maxNew} new tokens do not fit: the longest prompt row is ${longestRow} tokens and this model's context ` +
+      `(max_position_embeddings) is ${context}, so at most ${context - longestRow} new tokens fit this prompt`,
+    `use --max-new-tokens ${context - longestRow} or less`,
+  );
+}
+
+/**
+ * α ≥ 1 without a plausibility mask: z = (1 − Σα)·log p_pos + Σα·(log p_pos − log p_rev) no longer
+ * keeps a positive weight on log p_pos, so a token that both prompts find unlikely, but the reverse one
+ * more so, can win: decoding degenerates into junk (weights/rose-micro/EVAL.md: every question at α = 1).
+ * A β mask (e.g. 0.1) restores it. Returns the warning to show, or null.
+ */
+export function degenerateContrastWarning(alphas: readonly number[], beta = 0): string | null {
+  const sum = alphas.reduce((a, b) => a + b, 0);
+  if (sum < 1 || beta > 0) return null;
+  const what = alphas.length === 1 ? `α = ${alphas[0]}` : `Σα = ${+sum.toFixed(6)}`;
+  return (
+    `${what} ≥ 1 without a plausibility mask: the contrast no longer favours what the positive prompt finds likely, ` +
+    'and the answer degenerates into junk (rose-micro answers junk to every question at α = 1.0); add --beta 0.1, or use α < 1'
+  );
 }
 
 function softmax(row: Float32Array): Float64Array {
@@ -135,12 +178,20 @@ export async function* roseDecode(
   const stopIds = new Set(options.stopIds ?? []);
   const sampling = options.sampling;
   const hostFilter = sampling !== undefined && ((sampling.topK ?? 0) > 0 || (sampling.topP ?? 1) < 1);
-  const uniform = seededUniform(sampling?.seed ?? 0);
+  const drawUniform = sampling?.uniform ?? seededUniform(sampling?.seed ?? 0);
+  const uniform = (step: number): number => {
+    const u = drawUniform();
+    if (!(u >= 0 && u < 1))
+      throw new RoseError('INPUT', `the uniform source returned ${u} at step ${step}`, 'it must return a number in [0, 1) at every call');
+    return u;
+  };
   const traceTopK = options.trace ? (typeof options.trace === 'object' ? options.trace.topK : 5) : 0;
 
   const rows = [positive, ...reverse];
   const B = rows.length;
-  const cache = model.newKvCache(B, Math.max(...rows.map((r) => r.length)) + maxNew);
+  const longest = Math.max(...rows.map((r) => r.length));
+  checkContext(longest, maxNew, model.config.maxPositionEmbeddings);
+  const cache = model.newKvCache(B, longest + maxNew);
   const probs = be.alloc([V]);
   const next = new Int32Array(B); // (B) the chosen token, once per row
   const tokens: number[] = [];
@@ -157,7 +208,7 @@ export async function* roseDecode(
       alphas: contrasting ? alphas : alphas.map(() => 0),
       temperature: sampling?.temperature ?? 1,
       beta: options.beta ?? 0,
-      uniform: sampling ? uniform() : 0,
+      uniform: sampling ? uniform(step) : 0,
     };
     let stepTrace: TraceStep | undefined;
     const traceLogits = traceTopK ? await be.read(logits) : undefined; // before the decision reuses buffers
@@ -165,7 +216,11 @@ export async function* roseDecode(
     const decision = await be.contrastSoftmax(probs, logits, params);
     if (decision.nonFiniteRow >= 0) {
       const row = decision.nonFiniteRow === 0 ? 'the positive row (0)' : `reverse row ${decision.nonFiniteRow}`;
-      throw new RoseError('NUMERIC', `the logits of ${row} hold Inf or NaN at step ${step}`, 'the checkpoint may be corrupt, or its values overflow f32; check it with rose logits');
+      throw new RoseError(
+        'NUMERIC',
+        `the logits of ${row} hold Inf or NaN at step ${step}`,
+        'the checkpoint may be corrupt, or its values overflow f32; check it with rose logits',
+      );
     }
     if (step === 0) prefillSeconds = (performance.now() - t0) / 1000; // includes the first decision
     let token = sampling ? decision.sampled : decision.argmax;

@@ -59,7 +59,11 @@ export function compileChatTemplate(source: string, where = 'the chat_template')
   try {
     return new Template(source);
   } catch (e) {
-    throw new RoseError('INPUT', `${where} does not parse as Jinja: ${errorText(e)}`, "use --template paper, or fix the model's chat_template");
+    throw new RoseError(
+      'INPUT',
+      `${where} does not parse as Jinja: ${errorText(e)}`,
+      "use --template paper, or fix the model's chat_template",
+    );
   }
 }
 
@@ -72,7 +76,13 @@ export function compileChatTemplate(source: string, where = 'the chat_template')
  * Whether the template *mentions* 'system' is deliberately not the test: the real Llama-3 template
  * and the generic ChatML one never name the role, yet render any role, system included, as trained.
  */
-export function renderChat(source: string, prompt: string, query: string, vars: ChatVariables = {}, where = 'the chat_template'): ChatRender {
+export function renderChat(
+  source: string,
+  prompt: string,
+  query: string,
+  vars: ChatVariables = {},
+  where = 'the chat_template',
+): ChatRender {
   const template = compileChatTemplate(source, where);
   const base: Record<string, unknown> = { add_generation_prompt: true };
   for (const [k, v] of Object.entries(vars)) if (typeof v === 'string') base[k] = v;
@@ -111,10 +121,20 @@ export function applyTemplate(tok: RoseTokenizer, mode: TemplateMode, prompt: st
   if (mode !== 'chat') throw new RoseError('INPUT', `unknown template mode ${JSON.stringify(mode)}`, "use 'paper' or 'chat'");
   const source = tok.chatTemplate;
   if (source === null) {
-    throw new RoseError('INPUT', `the tokenizer in ${tok.dir} has no chat_template`, 'use --template paper (the official ROSE template), or add a chat_template to tokenizer_config.json');
+    throw new RoseError(
+      'INPUT',
+      `the tokenizer in ${tok.dir} has no chat_template`,
+      'use --template paper (the official ROSE template), or add a chat_template to tokenizer_config.json',
+    );
   }
   const s = tok.settings;
-  const r = renderChat(source, prompt, query, { bos_token: s.bosToken, eos_token: s.eosToken, unk_token: s.unkToken, pad_token: s.padToken }, `the chat_template of ${tok.dir}`);
+  const r = renderChat(
+    source,
+    prompt,
+    query,
+    { bos_token: s.bosToken, eos_token: s.eosToken, unk_token: s.unkToken, pad_token: s.padToken },
+    `the chat_template of ${tok.dir}`,
+  );
   const out: TemplatedPrompt = { mode, text: r.text, ids: tok.encode(r.text, { addSpecialTokens: false }) };
   if (r.note !== undefined) out.note = r.note;
   return out;

@@ -9,6 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RoseError } from '../errors.ts';
+import { isObject, isTokenId, show } from '../json.ts';
+import type { CheckpointFiles } from './files.ts';
 
 /** The rope scalings we implement. 'default' (no scaling) is represented as null. */
 export type RopeScaling =
@@ -53,19 +55,6 @@ const MAX_LAYERS = 1024;
 const MAX_HEADS = 2 ** 16;
 
 const SUPPORTED_ROPE = "rope_type 'llama3', 'linear' or 'default' (or rope_scaling: null)";
-
-/** A value from the file, shown in a message: bounded, and `undefined` spelled out. */
-function show(v: unknown): string {
-  if (v === undefined) return 'nothing (the field is missing)';
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
-}
 
 /** Reads fields of one JSON object; `prefix` qualifies nested names ('rope_scaling.factor'). */
 class Fields {
@@ -129,14 +118,14 @@ class Fields {
   }
 }
 
-const isTokenId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** Validates a parsed config.json. `source` names the file in messages. */
 export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaConfig {
   if (!isObject(json)) {
-    throw new RoseError('CONFIG', `${source} is ${show(json)}, not a JSON object`, 'config.json must be the object transformers writes with save_pretrained');
+    throw new RoseError(
+      'CONFIG',
+      `${source} is ${show(json)}, not a JSON object`,
+      'config.json must be the object transformers writes with save_pretrained',
+    );
   }
   const f: Fields = new Fields(json, source); // annotated so TS sees that f.fail() never returns
 
@@ -146,7 +135,8 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
     f.fail('model_type', "'llama'", 'rose-ts implements the Llama architecture only (LlamaForCausalLM)');
   }
   const act = f.get('hidden_act');
-  if (act !== undefined && act !== 'silu') f.fail('hidden_act', "'silu'", 'Llama uses a SiLU-gated MLP; rose-ts implements no other activation');
+  if (act !== undefined && act !== 'silu')
+    f.fail('hidden_act', "'silu'", 'Llama uses a SiLU-gated MLP; rose-ts implements no other activation');
 
   // Required sizes first, each on its own, so a bad one is reported by its own name.
   const hiddenSize = f.posInt('hidden_size', MAX_SIZE);
@@ -159,21 +149,34 @@ export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaCo
   // HF: num_key_value_heads None → plain multi-head attention.
   const numKeyValueHeads = f.optPosInt('num_key_value_heads', MAX_HEADS, numAttentionHeads);
   if (numAttentionHeads % numKeyValueHeads !== 0) {
-    f.fail('num_key_value_heads', `a divisor of num_attention_heads (${numAttentionHeads})`, 'grouped-query attention shares each kv head among a whole number of query heads');
+    f.fail(
+      'num_key_value_heads',
+      `a divisor of num_attention_heads (${numAttentionHeads})`,
+      'grouped-query attention shares each kv head among a whole number of query heads',
+    );
   }
 
   // HF: head_dim None → hidden_size / num_attention_heads (HF floors it; a remainder means a broken config).
   let headDim: number;
   if (f.get('head_dim') === undefined || f.get('head_dim') === null) {
     if (hiddenSize % numAttentionHeads !== 0) {
-      f.fail('hidden_size', `a multiple of num_attention_heads (${numAttentionHeads}) when head_dim is not given`, 'set head_dim explicitly, or fix hidden_size / num_attention_heads');
+      f.fail(
+        'hidden_size',
+        `a multiple of num_attention_heads (${numAttentionHeads}) when head_dim is not given`,
+        'set head_dim explicitly, or fix hidden_size / num_attention_heads',
+      );
     }
     headDim = hiddenSize / numAttentionHeads;
   } else {
     headDim = f.posInt('head_dim', MAX_HEADS);
   }
   // RoPE rotates pairs (i, i + head_dim/2).
-  if (headDim % 2 !== 0) f.fail('head_dim', `even (it is ${headDim}${f.get('head_dim') == null ? ', from hidden_size / num_attention_heads' : ''})`, 'RoPE rotates the two halves of each head, so head_dim must be even');
+  if (headDim % 2 !== 0)
+    f.fail(
+      'head_dim',
+      `even (it is ${headDim}${f.get('head_dim') == null ? ', from hidden_size / num_attention_heads' : ''})`,
+      'RoPE rotates the two halves of each head, so head_dim must be even',
+    );
 
   // transformers ≥ 4.56 may nest rope settings in rope_parameters (with rope_theta inside);
   // ignoring it would silently use theta 10000, so read it when rope_scaling is absent.
@@ -244,6 +247,8 @@ function parseRopeScaling(v: unknown, source: string, field: string): RopeScalin
   }
 }
 
+const CONFIG_MISSING_HINT = 'pass a Hugging Face checkpoint folder: it holds config.json next to model.safetensors';
+
 /** Reads and validates dir/config.json. */
 export function loadLlamaConfig(dir: string): LlamaConfig {
   const path = join(dir, 'config.json');
@@ -255,14 +260,31 @@ export function loadLlamaConfig(dir: string): LlamaConfig {
     throw new RoseError(
       'CONFIG',
       missing ? `${path} does not exist` : `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`,
-      'pass a Hugging Face checkpoint folder: it holds config.json next to model.safetensors',
+      CONFIG_MISSING_HINT,
     );
   }
+  return parseLlamaConfigText(text, path);
+}
+
+/** Reads and validates config.json of a set of files (a browser folder or URL). */
+export async function loadLlamaConfigFrom(files: CheckpointFiles): Promise<LlamaConfig> {
+  const path = files.where('config.json');
+  const text = await files.text('config.json');
+  if (text === undefined) throw new RoseError('CONFIG', `${path} does not exist`, CONFIG_MISSING_HINT);
+  return parseLlamaConfigText(text, path);
+}
+
+/** The text of a config.json, parsed and validated; `path` names it in messages. */
+export function parseLlamaConfigText(text: string, path: string): LlamaConfig {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new RoseError('CONFIG', `${path} is not valid JSON (${(e as Error).message.slice(0, 200)})`, 'the file is corrupted; download it again');
+    throw new RoseError(
+      'CONFIG',
+      `${path} is not valid JSON (${(e as Error).message.slice(0, 200)})`,
+      'the file is corrupted; download it again',
+    );
   }
   return parseLlamaConfig(json, path);
 }

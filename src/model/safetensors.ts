@@ -12,21 +12,13 @@
  * Errors: a malformed file or shard index is RoseError('SAFETENSORS'); a dtype we cannot compute
  * with is RoseError('DTYPE'); a missing file, shard or tensor is RoseError('CHECKPOINT').
  */
-import {
-  closeSync,
-  fstatSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, HostWeight } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
+import { isObject } from '../json.ts';
+import { writeOutputFile } from '../outputFile.ts';
+import type { CheckpointFiles } from './files.ts';
 
 // --- byte access --------------------------------------------------------------------------------
 
@@ -129,11 +121,26 @@ function ioError(path: string, e: unknown): RoseError {
  * compute with, to validate every entry of the header at open (a checkpoint may carry int buffers).
  */
 const DTYPE_BITS: ReadonlyMap<string, number> = new Map([
-  ['BOOL', 8], ['U8', 8], ['I8', 8], ['F8_E5M2', 8], ['F8_E4M3', 8], ['F8_E8M0', 8],
-  ['I16', 16], ['U16', 16], ['F16', 16], ['BF16', 16],
-  ['I32', 32], ['U32', 32], ['F32', 32],
-  ['I64', 64], ['U64', 64], ['F64', 64], ['C64', 64],
-  ['F4', 4], ['F6_E2M3', 6], ['F6_E3M2', 6],
+  ['BOOL', 8],
+  ['U8', 8],
+  ['I8', 8],
+  ['F8_E5M2', 8],
+  ['F8_E4M3', 8],
+  ['F8_E8M0', 8],
+  ['I16', 16],
+  ['U16', 16],
+  ['F16', 16],
+  ['BF16', 16],
+  ['I32', 32],
+  ['U32', 32],
+  ['F32', 32],
+  ['I64', 64],
+  ['U64', 64],
+  ['F64', 64],
+  ['C64', 64],
+  ['F4', 4],
+  ['F6_E2M3', 6],
+  ['F6_E3M2', 6],
 ]);
 
 function dtypeBits(dtype: string): number | undefined {
@@ -142,7 +149,11 @@ function dtypeBits(dtype: string): number | undefined {
 }
 
 /** The dtypes we compute with. A Map, not an object literal, so "constructor" finds nothing. */
-const SUPPORTED: ReadonlyMap<string, DType> = new Map([['F32', 'f32'], ['F16', 'f16'], ['BF16', 'bf16']]);
+const SUPPORTED: ReadonlyMap<string, DType> = new Map([
+  ['F32', 'f32'],
+  ['F16', 'f16'],
+  ['BF16', 'bf16'],
+]);
 const SUPPORTED_HINT = 'rose-ts computes with F32, F16 and BF16 tensors; convert the checkpoint to one of them';
 
 // --- header -------------------------------------------------------------------------------------
@@ -170,9 +181,7 @@ interface Header {
 }
 
 /** Quote a name from the file for a message, bounded so a hostile name cannot flood the terminal. */
-const q = (s: string): string => (s.length > 120 ? JSON.stringify(s.slice(0, 120)) + '…' : JSON.stringify(s));
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const q = (s: string): string => (s.length > 120 ? `${JSON.stringify(s.slice(0, 120))}…` : JSON.stringify(s));
 
 function parseHeader(src: ByteSource, label: string): Header {
   const bad = (what: string, hint = CORRUPT_HINT) => new RoseError('SAFETENSORS', `${label}: ${what}`, hint);
@@ -197,7 +206,8 @@ function parseHeader(src: ByteSource, label: string): Header {
     const why = e instanceof SyntaxError ? e.message : 'it is not valid UTF-8';
     throw bad(`header is not valid UTF-8 JSON (${why.slice(0, 200)})`);
   }
-  if (!isObject(json)) throw bad(`header is ${json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`}, not a JSON object`);
+  if (!isObject(json))
+    throw bad(`header is ${json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`}, not a JSON object`);
 
   let metadata: Record<string, string> = {};
   const tensors = new Map<string, TensorInfo>();
@@ -218,7 +228,11 @@ function parseHeader(src: ByteSource, label: string): Header {
     const bits = dtypeBits(dtype);
     if (bits === undefined) {
       // Without its element size we cannot check this entry's bytes, so even an unused one is fatal.
-      throw new RoseError('DTYPE', `${label}: ${t} has unknown dtype ${q(dtype)}`, `this is not a safetensors dtype rose-ts knows; ${SUPPORTED_HINT}`);
+      throw new RoseError(
+        'DTYPE',
+        `${label}: ${t} has unknown dtype ${q(dtype)}`,
+        `this is not a safetensors dtype rose-ts knows; ${SUPPORTED_HINT}`,
+      );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw bad(`${t}: shape must be an array of non-negative integers`);
@@ -233,9 +247,17 @@ function parseHeader(src: ByteSource, label: string): Header {
     const span = end - begin;
     const need = byteSize(shape as number[], bits);
     if (need !== BigInt(span)) {
-      throw bad(`${t}: ${dtype} ${dims(shape as number[])} needs ${showBytes(need)} bytes but data_offsets [${begin}, ${end}] hold ${span}`);
+      throw bad(
+        `${t}: ${dtype} ${dims(shape as number[])} needs ${showBytes(need)} bytes but data_offsets [${begin}, ${end}] hold ${span}`,
+      );
     }
-    tensors.set(name, { name, dtype, shape: (shape as number[]).map((d) => d + 0 /* -0 → 0 */), begin: dataStart + begin, end: dataStart + end });
+    tensors.set(name, {
+      name,
+      dtype,
+      shape: (shape as number[]).map((d) => d + 0 /* -0 → 0 */),
+      begin: dataStart + begin,
+      end: dataStart + end,
+    });
   }
 
   // Sorted by position, each tensor must start at or after the end of the one before it.
@@ -326,11 +348,20 @@ export class SafetensorsFile {
   read(name: string): HostWeight {
     const t = this.tensors.get(name);
     if (!t) {
-      throw new RoseError('CHECKPOINT', `${this.label} has no tensor ${q(name)}`, `it holds ${this.tensors.size} tensors; check that the checkpoint matches the model`);
+      throw new RoseError(
+        'CHECKPOINT',
+        `${this.label} has no tensor ${q(name)}`,
+        `it holds ${this.tensors.size} tensors; check that the checkpoint matches the model`,
+      );
     }
     // Checked here, not at open: a checkpoint may carry buffers (int, f64) the model never reads.
     const dtype = SUPPORTED.get(t.dtype);
-    if (!dtype) throw new RoseError('DTYPE', `${this.label}: tensor ${q(name)} has dtype ${t.dtype}, which rose-ts cannot compute with`, SUPPORTED_HINT);
+    if (!dtype)
+      throw new RoseError(
+        'DTYPE',
+        `${this.label}: tensor ${q(name)} has dtype ${t.dtype}, which rose-ts cannot compute with`,
+        SUPPORTED_HINT,
+      );
     return { name, dtype, shape: [...t.shape], bytes: this.source.read(t.begin, t.end - t.begin) };
   }
 
@@ -341,8 +372,56 @@ export class SafetensorsFile {
 
 // --- a checkpoint folder ------------------------------------------------------------------------
 
-const SINGLE = 'model.safetensors';
-const INDEX = 'model.safetensors.index.json';
+/** A checkpoint's weights in one file, as save_pretrained writes a small model. */
+export const SINGLE_FILE = 'model.safetensors';
+/** Or in shards: this index's weight_map names the shard file of every tensor. */
+export const SHARD_INDEX = 'model.safetensors.index.json';
+
+export interface ShardIndex {
+  /** (tensor name, shard file name), as weight_map lists them. */
+  map: [string, string][];
+  /** The shard file names, sorted. */
+  shards: string[];
+}
+
+/**
+ * model.safetensors.index.json, checked: every entry maps a tensor to a plain file name in the folder.
+ * `hint` says what to do when the index itself is broken (rose pull: the repo's own file is).
+ */
+export function parseShardIndex(text: string, indexPath: string, hint = 'the shard index is corrupted; download it again'): ShardIndex {
+  const bad = (what: string) => new RoseError('SAFETENSORS', `${indexPath}: ${what}`, hint);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not valid JSON (${(e as Error).message.slice(0, 200)})`);
+  }
+  if (!isObject(json) || !isObject(json.weight_map)) throw bad('has no "weight_map" object');
+  const map = Object.entries(json.weight_map);
+  if (map.length === 0) throw bad('weight_map lists no tensors');
+
+  const shardNames = new Set<string>();
+  for (const [name, shard] of map) {
+    if (typeof shard !== 'string') throw bad(`weight_map maps ${q(name)} to a ${typeof shard}, not a file name`);
+    // Shard names come from a downloaded file: never let one reach outside the folder.
+    if (shard === '' || shard === '.' || shard === '..' || /[/\\:\0]/.test(shard)) {
+      throw new RoseError(
+        'CHECKPOINT',
+        `${indexPath}: shard ${q(shard)} (for ${q(name)}) is not a plain file name`,
+        'shards must be files in the checkpoint folder itself; the index may be malicious or corrupted',
+      );
+    }
+    shardNames.add(shard);
+  }
+  return { map: map as [string, string][], shards: [...shardNames].sort() };
+}
+
+const missingShard = (indexPath: string, shard: string, folder: string): RoseError =>
+  new RoseError(
+    'CHECKPOINT',
+    `${indexPath} lists shard ${q(shard)}, which is missing from ${folder}`,
+    'the download is incomplete; fetch every shard the index lists',
+  );
 
 /**
  * A checkpoint folder: model.safetensors, or shards listed by model.safetensors.index.json
@@ -374,68 +453,91 @@ export class SafetensorsCheckpoint {
         'pass the folder that holds config.json and model.safetensors (or model.safetensors.index.json)',
       );
     }
-    if (kind(join(dir, SINGLE)) === 'file') {
-      const file = SafetensorsFile.open(join(dir, SINGLE));
+    if (kind(join(dir, SINGLE_FILE)) === 'file') {
+      const file = SafetensorsFile.open(join(dir, SINGLE_FILE));
       return new SafetensorsCheckpoint([file], new Map(file.names().map((n) => [n, file])), file.names());
     }
-    if (kind(join(dir, INDEX)) === 'file') return SafetensorsCheckpoint.openSharded(dir);
+    if (kind(join(dir, SHARD_INDEX)) === 'file') return SafetensorsCheckpoint.openSharded(dir);
     throw new RoseError(
       'CHECKPOINT',
-      `${dir} has neither ${SINGLE} nor ${INDEX}`,
+      `${dir} has neither ${SINGLE_FILE} nor ${SHARD_INDEX}`,
       'rose-ts reads safetensors checkpoints only; convert a PyTorch .bin checkpoint with transformers (save_pretrained(..., safe_serialization=True))',
     );
   }
 
   private static openSharded(dir: string): SafetensorsCheckpoint {
-    const indexPath = join(dir, INDEX);
-    const bad = (what: string) => new RoseError('SAFETENSORS', `${indexPath}: ${what}`, 'the shard index is corrupted; download it again');
-    let json: unknown;
+    const indexPath = join(dir, SHARD_INDEX);
+    let text: string;
     try {
-      json = JSON.parse(readFileSync(indexPath, 'utf8'));
+      text = readFileSync(indexPath, 'utf8');
     } catch (e) {
-      if (e instanceof SyntaxError) throw bad(`not valid JSON (${e.message.slice(0, 200)})`);
       throw ioError(indexPath, e);
     }
-    if (!isObject(json) || !isObject(json.weight_map)) throw bad('has no "weight_map" object');
-    const map = Object.entries(json.weight_map);
-    if (map.length === 0) throw bad('weight_map lists no tensors');
-
-    const shardNames = new Set<string>();
-    for (const [name, shard] of map) {
-      if (typeof shard !== 'string') throw bad(`weight_map maps ${q(name)} to a ${typeof shard}, not a file name`);
-      // Shard names come from a downloaded file: never let one reach outside the folder.
-      if (shard === '' || shard === '.' || shard === '..' || /[/\\:\0]/.test(shard)) {
-        throw new RoseError('CHECKPOINT', `${indexPath}: shard ${q(shard)} (for ${q(name)}) is not a plain file name`, 'shards must be files in the checkpoint folder itself; the index may be malicious or corrupted');
-      }
-      shardNames.add(shard);
-    }
-
+    const index = parseShardIndex(text, indexPath);
     const files = new Map<string, SafetensorsFile>();
     try {
-      for (const shard of [...shardNames].sort()) {
+      for (const shard of index.shards) {
         const path = join(dir, shard);
         try {
           if (!statSync(path).isFile()) throw new Error('not a file');
         } catch {
-          throw new RoseError('CHECKPOINT', `${indexPath} lists shard ${q(shard)}, which is missing from ${dir}`, 'the download is incomplete; fetch every shard the index lists');
+          throw missingShard(indexPath, shard, dir);
         }
         files.set(shard, SafetensorsFile.open(path));
       }
-      const where = new Map<string, SafetensorsFile>();
-      for (const [name, shard] of map) {
-        const file = files.get(shard as string)!;
-        if (!file.info(name)) {
-          throw new RoseError('CHECKPOINT', `${indexPath} places tensor ${q(name)} in ${q(shard as string)}, which does not hold it`, 'the index and its shards are from different versions; download them again together');
-        }
-        where.set(name, file);
-      }
-      // Shard by shard in file order, so reading names() in turn reads each file front to back.
-      const order = [...files.values()].flatMap((f) => f.names().filter((n) => where.get(n) === f));
-      return new SafetensorsCheckpoint([...files.values()], where, order);
+      return SafetensorsCheckpoint.fromShards(indexPath, index, files);
     } catch (e) {
       for (const f of files.values()) f.close();
       throw e;
     }
+  }
+
+  /**
+   * The checkpoint of a set of files (a folder picked in a browser, or a URL): model.safetensors, or
+   * the shards model.safetensors.index.json lists, each read whole into memory.
+   */
+  static async fromFiles(files: CheckpointFiles): Promise<SafetensorsCheckpoint> {
+    const single = await files.bytes(SINGLE_FILE);
+    if (single !== undefined) {
+      const file = SafetensorsFile.fromBytes(single, files.where(SINGLE_FILE));
+      return new SafetensorsCheckpoint([file], new Map(file.names().map((n) => [n, file])), file.names());
+    }
+    const indexText = await files.text(SHARD_INDEX);
+    if (indexText === undefined) {
+      throw new RoseError(
+        'CHECKPOINT',
+        `${files.label} has neither ${SINGLE_FILE} nor ${SHARD_INDEX}`,
+        'a checkpoint folder holds config.json next to model.safetensors (or its shards and model.safetensors.index.json)',
+      );
+    }
+    const indexPath = files.where(SHARD_INDEX);
+    const index = parseShardIndex(indexText, indexPath);
+    const opened = new Map<string, SafetensorsFile>();
+    for (const shard of index.shards) {
+      const bytes = await files.bytes(shard);
+      if (bytes === undefined) throw missingShard(indexPath, shard, files.label);
+      opened.set(shard, SafetensorsFile.fromBytes(bytes, files.where(shard)));
+    }
+    return SafetensorsCheckpoint.fromShards(indexPath, index, opened);
+  }
+
+  /** A sharded checkpoint from its validated index and its opened shards (all of index.shards). */
+  private static fromShards(indexPath: string, index: ShardIndex, files: Map<string, SafetensorsFile>): SafetensorsCheckpoint {
+    const where = new Map<string, SafetensorsFile>();
+    for (const [name, shard] of index.map) {
+      const file = files.get(shard)!;
+      if (!file.info(name)) {
+        throw new RoseError(
+          'CHECKPOINT',
+          `${indexPath} places tensor ${q(name)} in ${q(shard)}, which does not hold it`,
+          'the index and its shards are from different versions; download them again together',
+        );
+      }
+      where.set(name, file);
+    }
+    // Shard by shard in file order, so reading names() in turn reads each file front to back.
+    const order = [...files.values()].flatMap((f) => f.names().filter((n) => where.get(n) === f));
+    return new SafetensorsCheckpoint([...files.values()], where, order);
   }
 
   /** Tensor names, shard by shard in data-offset order. */
@@ -452,7 +554,12 @@ export class SafetensorsCheckpoint {
 
   read(name: string): HostWeight {
     const f = this.where.get(name);
-    if (!f) throw new RoseError('CHECKPOINT', `the checkpoint has no tensor ${q(name)}`, `it holds ${this.where.size} tensors; check that the checkpoint matches the model`);
+    if (!f)
+      throw new RoseError(
+        'CHECKPOINT',
+        `the checkpoint has no tensor ${q(name)}`,
+        `it holds ${this.where.size} tensors; check that the checkpoint matches the model`,
+      );
     return f.read(name);
   }
 
@@ -480,12 +587,17 @@ function encodeHeader(tensors: readonly TensorToWrite[], metadata?: Record<strin
   const parts: string[] = [];
   if (metadata) {
     for (const v of Object.values(metadata)) if (typeof v !== 'string') throw cannot('metadata values must be strings');
-    parts.push(`"__metadata__":{${Object.entries(metadata).map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
+    parts.push(
+      `"__metadata__":{${Object.entries(metadata)
+        .map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`)
+        .join(',')}}`,
+    );
   }
   const seen = new Set<string>();
   let offset = 0;
   for (const t of tensors) {
-    if (typeof t.name !== 'string' || t.name === '__metadata__' || seen.has(t.name)) throw cannot(`bad or duplicate tensor name ${q(String(t.name))}`);
+    if (typeof t.name !== 'string' || t.name === '__metadata__' || seen.has(t.name))
+      throw cannot(`bad or duplicate tensor name ${q(String(t.name))}`);
     seen.add(t.name);
     const size = Object.hasOwn(WRITE_BYTES, t.dtype) ? WRITE_BYTES[t.dtype] : undefined;
     if (!size) throw cannot(`tensor ${q(t.name)} has dtype ${String(t.dtype)}; write F32, F16 or BF16`);
@@ -521,35 +633,10 @@ export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata?: 
 }
 
 /**
- * Writes a safetensors file without building it in memory. It goes to `path.tmp-<pid>` first and is
- * renamed into place, so a crash or a full disk never leaves a torn file at `path`.
+ * Writes a safetensors file without building it in memory, through writeOutputFile: a regular file
+ * (or a new path) goes to a temp file that is renamed into place, so a crash or a full disk never
+ * leaves a torn file; a character device, a FIFO or `-` (stdout) is written straight through.
  */
 export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
-  const header = encodeHeader(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
-    writeAll(fd, header);
-    for (const t of tensors) writeAll(fd, t.data);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean up
-    }
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new RoseError('INPUT', `cannot write ${path}: ${msg}`, 'check that the folder exists, is writable and has free space');
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.byteLength; ) {
-    done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, READ_CHUNK));
-  }
+  writeOutputFile(path, [encodeHeader(tensors, metadata), ...tensors.map((t) => t.data)], 'safetensors file');
 }

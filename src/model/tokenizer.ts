@@ -17,7 +17,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 import { RoseError } from '../errors.ts';
+import { isObject, isTokenId, show } from '../json.ts';
 import type { LlamaConfig } from './config.ts';
+import { inFolder, type CheckpointFiles } from './files.ts';
 
 /**
  * The part of @huggingface/tokenizers (0.2.x) used here, typed by hand: the package's .d.ts files
@@ -78,24 +80,14 @@ export interface TokenizerSettings {
   cleanUpTokenizationSpaces: boolean;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isTokenId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
-
-function show(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
-}
 
 const bad = (file: string, what: string, hint: string): RoseError => new RoseError('INPUT', `${file}: ${what}`, hint);
 
-const TOKENIZER_HINT = 'tokenizer.json must be the file Hugging Face tokenizers writes (tokenizer.save / save_pretrained); download or export it again';
-const CONFIG_HINT = 'tokenizer_config.json must be the JSON object transformers writes with save_pretrained; download it again or remove it';
+const TOKENIZER_HINT =
+  'tokenizer.json must be the file Hugging Face tokenizers writes (tokenizer.save / save_pretrained); download or export it again';
+const CONFIG_HINT =
+  'tokenizer_config.json must be the JSON object transformers writes with save_pretrained; download it again or remove it';
 const GENERATION_HINT = 'generation_config.json must be the JSON object transformers writes; download it again or remove it';
 
 /** A special token in tokenizer_config.json: a string, an AddedToken object {content: …}, or null. */
@@ -130,9 +122,14 @@ function chatTemplateField(cfg: Record<string, unknown>, file: string): string |
 export function parseTokenizerSettings(json: unknown, file = 'tokenizer_config.json'): TokenizerSettings {
   if (!isObject(json)) throw bad(file, `must be a JSON object, got ${show(json)}`, CONFIG_HINT);
   const cls = own(json, 'tokenizer_class');
-  if (cls !== undefined && cls !== null && typeof cls !== 'string') throw bad(file, `tokenizer_class must be a string, got ${show(cls)}`, CONFIG_HINT);
+  if (cls !== undefined && cls !== null && typeof cls !== 'string')
+    throw bad(file, `tokenizer_class must be a string, got ${show(cls)}`, CONFIG_HINT);
   const extra = own(json, 'additional_special_tokens');
-  if (extra !== undefined && extra !== null && !(Array.isArray(extra) && extra.every((t) => typeof t === 'string' || (isObject(t) && typeof t.content === 'string')))) {
+  if (
+    extra !== undefined &&
+    extra !== null &&
+    !(Array.isArray(extra) && extra.every((t) => typeof t === 'string' || (isObject(t) && typeof t.content === 'string')))
+  ) {
     throw bad(file, `additional_special_tokens must be a list of tokens, got ${show(extra)}`, CONFIG_HINT);
   }
   return {
@@ -167,7 +164,8 @@ function checkTokenizerJson(json: unknown, file: string): Record<string, unknown
   const model = own(json, 'model');
   if (!isObject(model)) throw bad(file, `"model" must be an object, got ${show(model)}`, TOKENIZER_HINT);
   const vocab = own(model, 'vocab');
-  if (vocab === undefined || vocab === null || typeof vocab !== 'object') throw bad(file, `model.vocab must be an object or a list, got ${show(vocab)}`, TOKENIZER_HINT);
+  if (vocab === undefined || vocab === null || typeof vocab !== 'object')
+    throw bad(file, `model.vocab must be an object or a list, got ${show(vocab)}`, TOKENIZER_HINT);
   if (isObject(vocab)) {
     for (const [tok, id] of Object.entries(vocab)) {
       if (!isTokenId(id)) throw bad(file, `model.vocab[${show(tok)}] must be a token id (an integer ≥ 0), got ${show(id)}`, TOKENIZER_HINT);
@@ -179,7 +177,10 @@ function checkTokenizerJson(json: unknown, file: string): Record<string, unknown
   }
   if (type === 'BPE') {
     const merges = own(model, 'merges');
-    if (!Array.isArray(merges) || !merges.every((m) => typeof m === 'string' || (Array.isArray(m) && m.length === 2 && m.every((p) => typeof p === 'string')))) {
+    if (
+      !Array.isArray(merges) ||
+      !merges.every((m) => typeof m === 'string' || (Array.isArray(m) && m.length === 2 && m.every((p) => typeof p === 'string')))
+    ) {
       throw bad(file, `model.merges must be a list of "a b" strings or [a, b] pairs`, TOKENIZER_HINT);
     }
   }
@@ -206,6 +207,8 @@ export interface TokenizerSources {
   generationConfig?: unknown;
   /** A chat template found outside tokenizer_config.json (chat_template.jinja); the config's wins. */
   chatTemplate?: string | null;
+  /** Where a file of `dir` is, for messages (default: dir/name). */
+  where?: (name: string) => string;
 }
 
 export class RoseTokenizer {
@@ -236,9 +239,10 @@ export class RoseTokenizer {
 
   /** Builds a tokenizer from parsed files; every problem is a RoseError('INPUT') naming the file. */
   static fromJSON(src: TokenizerSources): RoseTokenizer {
-    const tjFile = src.dir === '<memory>' ? 'tokenizer.json' : join(src.dir, 'tokenizer.json');
-    const tcFile = src.dir === '<memory>' ? 'tokenizer_config.json' : join(src.dir, 'tokenizer_config.json');
-    const gcFile = src.dir === '<memory>' ? 'generation_config.json' : join(src.dir, 'generation_config.json');
+    const file = (name: string) => (src.dir === '<memory>' ? name : (src.where ?? ((n: string) => inFolder(src.dir, n)))(name));
+    const tjFile = file('tokenizer.json');
+    const tcFile = file('tokenizer_config.json');
+    const gcFile = file('generation_config.json');
     const tokenizerJson = checkTokenizerJson(src.tokenizerJson, tjFile);
     const config = src.tokenizerConfig ?? {};
     const settings = parseTokenizerSettings(config, tcFile);
@@ -341,19 +345,40 @@ export async function loadTokenizer(dir: string): Promise<RoseTokenizer | null> 
   const tjPath = join(dir, 'tokenizer.json');
   const tjText = await readOptional(tjPath, TOKENIZER_HINT);
   if (tjText === undefined) return null;
-  const tcPath = join(dir, 'tokenizer_config.json');
-  const gcPath = join(dir, 'generation_config.json');
   const [tcText, gcText, jinja] = await Promise.all([
-    readOptional(tcPath, CONFIG_HINT),
-    readOptional(gcPath, GENERATION_HINT),
+    readOptional(join(dir, 'tokenizer_config.json'), CONFIG_HINT),
+    readOptional(join(dir, 'generation_config.json'), GENERATION_HINT),
     readOptional(join(dir, 'chat_template.jinja'), CONFIG_HINT),
   ]);
+  return tokenizerFromTexts(dir, (name) => join(dir, name), tjText, tcText, gcText, jinja);
+}
+
+/** loadTokenizer for a set of files (a folder picked in a browser, or a URL). */
+export async function loadTokenizerFrom(files: CheckpointFiles): Promise<RoseTokenizer | null> {
+  const tjText = await files.text('tokenizer.json');
+  if (tjText === undefined) return null;
+  const [tcText, gcText, jinja] = await Promise.all(
+    ['tokenizer_config.json', 'generation_config.json', 'chat_template.jinja'].map((name) => files.text(name)),
+  );
+  return tokenizerFromTexts(files.label, files.where, tjText, tcText, gcText, jinja);
+}
+
+/** The tokenizer from the texts of its files (undefined: the file is absent). */
+function tokenizerFromTexts(
+  dir: string,
+  where: (name: string) => string,
+  tjText: string,
+  tcText: string | undefined,
+  gcText: string | undefined,
+  jinja: string | undefined,
+): RoseTokenizer {
   return RoseTokenizer.fromJSON({
     dir,
-    tokenizerJson: parseJson(tjText, tjPath, TOKENIZER_HINT),
-    tokenizerConfig: tcText === undefined ? {} : parseJson(tcText, tcPath, CONFIG_HINT),
-    generationConfig: gcText === undefined ? undefined : parseJson(gcText, gcPath, GENERATION_HINT),
+    tokenizerJson: parseJson(tjText, where('tokenizer.json'), TOKENIZER_HINT),
+    tokenizerConfig: tcText === undefined ? {} : parseJson(tcText, where('tokenizer_config.json'), CONFIG_HINT),
+    generationConfig: gcText === undefined ? undefined : parseJson(gcText, where('generation_config.json'), GENERATION_HINT),
     chatTemplate: jinja ?? null,
+    where,
   });
 }
 

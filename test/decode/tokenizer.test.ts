@@ -9,10 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
 import { loadLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
 import { checkTokenizerFitsModel, loadTokenizer, RoseTokenizer, StreamDecoder } from '../../src/model/tokenizer.ts';
-import { roseError } from '../helpers/errors.ts';
+import { roseError, roseRejection } from '../helpers/errors.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 const defaultDir = join(repo, 'weights', 'random-tiny');
@@ -49,17 +48,6 @@ function stream(ids: number[]): string[] {
   return chunks;
 }
 
-
-async function roseErrorAsync(f: () => Promise<unknown>): Promise<RoseError> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(RoseError);
-    return e as RoseError;
-  }
-  throw new Error('expected a RoseError');
-}
-
 /** A copy of weights/random-tiny's tokenizer files, with `edit` applied (name → new content, or null to drop). */
 function tokenizerCopy(edit: Record<string, string | null>): string {
   const dir = mkdtempSync(join(tmpdir(), 'rose-tok-'));
@@ -70,7 +58,8 @@ function tokenizerCopy(edit: Record<string, string | null>): string {
   return dir;
 }
 
-const defaultJson = (f: string): Record<string, unknown> => JSON.parse(readFileSync(join(defaultDir, f), 'utf8')) as Record<string, unknown>;
+const defaultJson = (f: string): Record<string, unknown> =>
+  JSON.parse(readFileSync(join(defaultDir, f), 'utf8')) as Record<string, unknown>;
 
 describe('default tokenizer: encode / decode', () => {
   it('loads with the expected special tokens and vocab', () => {
@@ -245,23 +234,63 @@ describe('missing and malformed files', () => {
     ['tokenizer.json that is not JSON', { 'tokenizer.json': '{"model": ' }, /tokenizer\.json is not valid JSON/],
     ['tokenizer.json that is a list', { 'tokenizer.json': '[1, 2]' }, /tokenizer\.json: must be a JSON object/],
     ['tokenizer.json without a model', { 'tokenizer.json': '{"added_tokens": []}' }, /tokenizer\.json: "model" must be an object/],
-    ['tokenizer.json with a non-integer vocab id', { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}}' }, /tokenizer\.json: model\.vocab\["a"\]/],
-    ['tokenizer.json with bad merges', { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [3]}}' }, /tokenizer\.json: model\.merges/],
-    ['tokenizer.json with a bad added token', { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": -1, "content": "x"}]}' }, /tokenizer\.json: every added token/],
-    ['tokenizer.json with an unknown model type', { 'tokenizer.json': '{"model": {"type": "Nonsense", "vocab": {"a": 0}}, "added_tokens": []}' }, /tokenizer\.json: model\.type "Nonsense" is not supported/],
-    ['tokenizer.json with an unknown decoder', { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "decoder": {"type": "Nope"}}' }, /tokenizer\.json: cannot build a tokenizer/],
-    ['tokenizer_config.json that is not JSON', { 'tokenizer_config.json': "{'bos_token': '<s>'}" }, /tokenizer_config\.json is not valid JSON/],
+    [
+      'tokenizer.json with a non-integer vocab id',
+      { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": "x"}, "merges": []}}' },
+      /tokenizer\.json: model\.vocab\["a"\]/,
+    ],
+    [
+      'tokenizer.json with bad merges',
+      { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [3]}}' },
+      /tokenizer\.json: model\.merges/,
+    ],
+    [
+      'tokenizer.json with a bad added token',
+      { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "added_tokens": [{"id": -1, "content": "x"}]}' },
+      /tokenizer\.json: every added token/,
+    ],
+    [
+      'tokenizer.json with an unknown model type',
+      { 'tokenizer.json': '{"model": {"type": "Nonsense", "vocab": {"a": 0}}, "added_tokens": []}' },
+      /tokenizer\.json: model\.type "Nonsense" is not supported/,
+    ],
+    [
+      'tokenizer.json with an unknown decoder',
+      { 'tokenizer.json': '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "decoder": {"type": "Nope"}}' },
+      /tokenizer\.json: cannot build a tokenizer/,
+    ],
+    [
+      'tokenizer_config.json that is not JSON',
+      { 'tokenizer_config.json': "{'bos_token': '<s>'}" },
+      /tokenizer_config\.json is not valid JSON/,
+    ],
     ['tokenizer_config.json that is a string', { 'tokenizer_config.json': '"hello"' }, /tokenizer_config\.json: must be a JSON object/],
-    ['tokenizer_config.json with a numeric chat_template', { 'tokenizer_config.json': '{"chat_template": 5}' }, /tokenizer_config\.json: chat_template must be/],
-    ['tokenizer_config.json with a bad eos_token', { 'tokenizer_config.json': '{"eos_token": ["</s>"]}' }, /tokenizer_config\.json: eos_token must be/],
-    ['tokenizer_config.json with a non-boolean add_bos_token', { 'tokenizer_config.json': '{"add_bos_token": "yes"}' }, /tokenizer_config\.json: add_bos_token must be true or false/],
+    [
+      'tokenizer_config.json with a numeric chat_template',
+      { 'tokenizer_config.json': '{"chat_template": 5}' },
+      /tokenizer_config\.json: chat_template must be/,
+    ],
+    [
+      'tokenizer_config.json with a bad eos_token',
+      { 'tokenizer_config.json': '{"eos_token": ["</s>"]}' },
+      /tokenizer_config\.json: eos_token must be/,
+    ],
+    [
+      'tokenizer_config.json with a non-boolean add_bos_token',
+      { 'tokenizer_config.json': '{"add_bos_token": "yes"}' },
+      /tokenizer_config\.json: add_bos_token must be true or false/,
+    ],
     ['generation_config.json that is not JSON', { 'generation_config.json': 'eos=2' }, /generation_config\.json is not valid JSON/],
-    ['generation_config.json with a bad eos_token_id', { 'generation_config.json': '{"eos_token_id": "2"}' }, /generation_config\.json: eos_token_id must be/],
+    [
+      'generation_config.json with a bad eos_token_id',
+      { 'generation_config.json': '{"eos_token_id": "2"}' },
+      /generation_config\.json: eos_token_id must be/,
+    ],
   ];
   for (const [what, edit, message] of cases) {
     it(`${what} → RoseError('INPUT') naming the file`, async () => {
       const dir = tokenizerCopy(edit);
-      const e = await roseErrorAsync(() => loadTokenizer(dir));
+      const e = await roseRejection(() => loadTokenizer(dir));
       expect(e.code).toBe('INPUT');
       expect(e.message).toMatch(message);
       expect(e.message).toContain(dir);
@@ -272,7 +301,11 @@ describe('missing and malformed files', () => {
 
 describe('tokenizer classes driven by add_bos_token (LlamaTokenizerFast & co.)', () => {
   const make = (extra: Record<string, unknown>) =>
-    RoseTokenizer.fromJSON({ dir: '<memory>', tokenizerJson: defaultJson('tokenizer.json'), tokenizerConfig: { ...defaultJson('tokenizer_config.json'), tokenizer_class: 'LlamaTokenizerFast', ...extra } });
+    RoseTokenizer.fromJSON({
+      dir: '<memory>',
+      tokenizerJson: defaultJson('tokenizer.json'),
+      tokenizerConfig: { ...defaultJson('tokenizer_config.json'), tokenizer_class: 'LlamaTokenizerFast', ...extra },
+    });
 
   it('follow the flags, not the post-processor', () => {
     const plain = tok.encode('Hi', { addSpecialTokens: false });
@@ -301,18 +334,38 @@ describe('tokenizer vs model vocab', () => {
 describe('weights/random-tiny', () => {
   it('is small and holds the HF files, with a README that says the weights are random', () => {
     const files = readdirSync(defaultDir).sort();
-    expect(files).toEqual(['README.md', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(files).toEqual([
+      'README.md',
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     const total = files.reduce((s, f) => s + readFileSync(join(defaultDir, f)).byteLength, 0);
     expect(total).toBeLessThan(1 << 20);
     expect(readFileSync(join(defaultDir, 'README.md'), 'utf8')).toMatch(/random/i);
-    expect(config).toMatchObject({ hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 16, intermediateSize: 160, maxPositionEmbeddings: 512, tieWordEmbeddings: true, torchDtype: 'bfloat16' });
+    expect(config).toMatchObject({
+      hiddenSize: 64,
+      numHiddenLayers: 2,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      headDim: 16,
+      intermediateSize: 160,
+      maxPositionEmbeddings: 512,
+      tieWordEmbeddings: true,
+      torchDtype: 'bfloat16',
+    });
   });
 
   it('is reproduced byte for byte by weights/build-random-tiny.ts', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'rose-build-')), 'default');
     mkdirSync(out);
     execFileSync(process.execPath, ['--import', 'tsx', join(repo, 'weights', 'build-random-tiny.ts'), out], { cwd: repo, stdio: 'pipe' });
-    const sha = (dir: string, f: string) => createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
+    const sha = (dir: string, f: string) =>
+      createHash('sha256')
+        .update(readFileSync(join(dir, f)))
+        .digest('hex');
     expect(readdirSync(out).sort()).toEqual(readdirSync(defaultDir).sort());
     for (const f of readdirSync(defaultDir)) expect(sha(out, f), f).toBe(sha(defaultDir, f));
   }, 60_000);

@@ -12,8 +12,14 @@ export function captureOutput(): Captured {
   const out: Captured = { stdout: '', stderr: '' };
   beforeEach(() => {
     out.stdout = out.stderr = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out.stdout += String(s)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((out.stderr += String(s)), true));
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      out.stdout += String(s);
+      return true;
+    });
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      out.stderr += String(s);
+      return true;
+    });
   });
   afterEach(() => vi.restoreAllMocks());
   return out;

@@ -5,20 +5,14 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
 import { loadLlamaConfig, parseLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 const fixtureJson = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name, 'config.json'), 'utf8')) as Record<string, unknown>;
 
 /** Parses and checks it threw RoseError('CONFIG') whose message matches every pattern. */
 function expectConfigError(json: unknown, ...patterns: (string | RegExp)[]): RoseError {
-  let err: unknown;
-  try {
-    parseLlamaConfig(json, 'ckpt/config.json');
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a RoseError').toBeInstanceOf(RoseError);
-  const re = err as RoseError;
+  const re = roseError(() => parseLlamaConfig(json, 'ckpt/config.json'));
   expect(re.code, re.message).toBe('CONFIG');
   expect(re.message).toContain('ckpt/config.json');
   for (const p of patterns) expect(re.message).toMatch(p);
@@ -154,27 +148,48 @@ describe('rope scaling', () => {
   const llama3 = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
 
   it('llama3, linear, default and null', () => {
-    expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: llama3 }).ropeScaling).toEqual({ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
-    expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: { rope_type: 'linear', factor: 2 } }).ropeScaling).toEqual({ type: 'linear', factor: 2 });
+    expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: llama3 }).ropeScaling).toEqual({
+      type: 'llama3',
+      factor: 8,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositionEmbeddings: 8192,
+    });
+    expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: { rope_type: 'linear', factor: 2 } }).ropeScaling).toEqual({
+      type: 'linear',
+      factor: 2,
+    });
     expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: { rope_type: 'default' } }).ropeScaling).toBeNull();
     expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: null }).ropeScaling).toBeNull();
   });
 
   it('accepts the legacy "type" key', () => {
-    expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: { type: 'linear', factor: 4 } }).ropeScaling).toEqual({ type: 'linear', factor: 4 });
+    expect(parseLlamaConfig({ ...MINIMAL, rope_scaling: { type: 'linear', factor: 4 } }).ropeScaling).toEqual({
+      type: 'linear',
+      factor: 4,
+    });
   });
 
   it('reads transformers v5 rope_parameters, rope_theta included', () => {
     const c = parseLlamaConfig({ ...MINIMAL, rope_parameters: { ...llama3, rope_theta: 500000 } });
     expect(c.ropeTheta).toBe(500000);
     expect(c.ropeScaling?.type).toBe('llama3');
-    expect(parseLlamaConfig({ ...MINIMAL, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } })).toMatchObject({ ropeTheta: 1e6, ropeScaling: null });
-    expectConfigError({ ...MINIMAL, rope_parameters: { rope_type: 'yarn', factor: 4 } }, /rope_parameters\.rope_type "yarn" is not supported/);
+    expect(parseLlamaConfig({ ...MINIMAL, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } })).toMatchObject({
+      ropeTheta: 1e6,
+      ropeScaling: null,
+    });
+    expectConfigError(
+      { ...MINIMAL, rope_parameters: { rope_type: 'yarn', factor: 4 } },
+      /rope_parameters\.rope_type "yarn" is not supported/,
+    );
   });
 
   it('unsupported kinds name the kind and what is supported', () => {
     for (const kind of ['yarn', 'dynamic', 'longrope', 'su']) {
-      const e = expectConfigError({ ...MINIMAL, rope_scaling: { rope_type: kind, factor: 4 } }, `rope_scaling.rope_type "${kind}" is not supported`);
+      const e = expectConfigError(
+        { ...MINIMAL, rope_scaling: { rope_type: kind, factor: 4 } },
+        `rope_scaling.rope_type "${kind}" is not supported`,
+      );
       expect(e.hint).toMatch(/llama3.*linear.*default/);
     }
     expectConfigError({ ...MINIMAL, rope_scaling: { type: 'dynamic', factor: 2 } }, 'rope_scaling.type "dynamic"');
@@ -186,8 +201,14 @@ describe('rope scaling', () => {
       expectConfigError({ ...MINIMAL, rope_scaling: rest }, `rope_scaling.${key}`, 'got nothing');
       expectConfigError({ ...MINIMAL, rope_scaling: { ...llama3, [key]: -1 } }, `rope_scaling.${key}`, 'got -1');
     }
-    expectConfigError({ ...MINIMAL, rope_scaling: { ...llama3, original_max_position_embeddings: 64.5 } }, 'original_max_position_embeddings');
-    expectConfigError({ ...MINIMAL, rope_scaling: { ...llama3, high_freq_factor: 1 } }, /rope_scaling\.high_freq_factor must be greater than low_freq_factor \(1\), got 1/);
+    expectConfigError(
+      { ...MINIMAL, rope_scaling: { ...llama3, original_max_position_embeddings: 64.5 } },
+      'original_max_position_embeddings',
+    );
+    expectConfigError(
+      { ...MINIMAL, rope_scaling: { ...llama3, high_freq_factor: 1 } },
+      /rope_scaling\.high_freq_factor must be greater than low_freq_factor \(1\), got 1/,
+    );
   });
 
   it('linear needs factor > 0; rope_scaling must be an object with a rope_type', () => {
@@ -299,9 +320,12 @@ describe('properties', () => {
       hidden_act: ['gelu', 1],
     } as Record<string, unknown[]>;
     fc.assert(
-      fc.property(fc.constantFrom(...Object.keys(fields)).chain((f) => fc.tuple(fc.constant(f), fc.constantFrom(...fields[f]))), ([field, value]) => {
-        expectConfigError({ ...valid, [field]: value }, field);
-      }),
+      fc.property(
+        fc.constantFrom(...Object.keys(fields)).chain((f) => fc.tuple(fc.constant(f), fc.constantFrom(...fields[f]))),
+        ([field, value]) => {
+          expectConfigError({ ...valid, [field]: value }, field);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -315,8 +339,20 @@ describe('properties', () => {
         fc.integer({ min: 1, max: 4096 }),
         (kv, group, halfHead, vocab) => {
           const heads = kv * group;
-          const c = parseLlamaConfig({ ...MINIMAL, num_attention_heads: heads, num_key_value_heads: kv, hidden_size: heads * halfHead * 2, vocab_size: vocab });
-          expect(c).toMatchObject({ numAttentionHeads: heads, numKeyValueHeads: kv, headDim: halfHead * 2, hiddenSize: heads * halfHead * 2, vocabSize: vocab });
+          const c = parseLlamaConfig({
+            ...MINIMAL,
+            num_attention_heads: heads,
+            num_key_value_heads: kv,
+            hidden_size: heads * halfHead * 2,
+            vocab_size: vocab,
+          });
+          expect(c).toMatchObject({
+            numAttentionHeads: heads,
+            numKeyValueHeads: kv,
+            headDim: halfHead * 2,
+            hiddenSize: heads * halfHead * 2,
+            vocabSize: vocab,
+          });
         },
       ),
       { numRuns: 100 },
@@ -348,8 +384,12 @@ describe('loadLlamaConfig', () => {
     const d = dir();
     const path = join(d, 'config.json');
     writeFileSync(path, '{"hidden_size": 64,');
-    expect(() => loadLlamaConfig(d)).toThrow(expect.objectContaining({ code: 'CONFIG', message: expect.stringContaining(`${path} is not valid JSON`) }));
+    expect(() => loadLlamaConfig(d)).toThrow(
+      expect.objectContaining({ code: 'CONFIG', message: expect.stringContaining(`${path} is not valid JSON`) }),
+    );
     writeFileSync(path, JSON.stringify({ ...MINIMAL, vocab_size: -3 }));
-    expect(() => loadLlamaConfig(d)).toThrow(expect.objectContaining({ code: 'CONFIG', message: `${path}: vocab_size must be a positive integer, got -3` }));
+    expect(() => loadLlamaConfig(d)).toThrow(
+      expect.objectContaining({ code: 'CONFIG', message: `${path}: vocab_size must be a positive integer, got -3` }),
+    );
   });
 });

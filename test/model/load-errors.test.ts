@@ -3,16 +3,19 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
+import type { RoseError } from '../../src/errors.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const source = join(fixturesDir, 'tiny-mha-f32');
 
 /** A copy of tiny-mha-f32 whose weights went through `edit` (name → shape/bytes, or dropped). */
-function editedCheckpoint(edit: (name: string, shape: number[], bytes: Uint8Array) => { shape: number[]; bytes: Uint8Array } | null): string {
+function editedCheckpoint(
+  edit: (name: string, shape: number[], bytes: Uint8Array) => { shape: number[]; bytes: Uint8Array } | null,
+): string {
   const dir = mkdtempSync(join(tmpdir(), 'rose-load-'));
   copyFileSync(join(source, 'config.json'), join(dir, 'config.json'));
   const file = SafetensorsFile.open(join(source, 'model.safetensors'));
@@ -27,15 +30,7 @@ function editedCheckpoint(edit: (name: string, shape: number[], bytes: Uint8Arra
   return dir;
 }
 
-function loadError(dir: string): RoseError {
-  try {
-    loadLlama(dir, new CpuBackend());
-  } catch (e) {
-    expect(e).toBeInstanceOf(RoseError);
-    return e as RoseError;
-  }
-  throw new Error('loadLlama accepted a bad checkpoint');
-}
+const loadError = (dir: string): RoseError => roseError(() => loadLlama(dir, new CpuBackend()));
 
 describe('checkpoint / config mismatches', () => {
   it('an untouched copy loads (the harness itself is sound)', () => {
@@ -58,7 +53,11 @@ describe('checkpoint / config mismatches', () => {
 
   it('a shape that disagrees with config.json names the tensor and both shapes', () => {
     // Same bytes, transposed shape: the file is valid, only the config disagrees.
-    const e = loadError(editedCheckpoint((name, shape, bytes) => (name === 'model.layers.0.mlp.down_proj.weight' ? { shape: [shape[1], shape[0]], bytes } : { shape, bytes })));
+    const e = loadError(
+      editedCheckpoint((name, shape, bytes) =>
+        name === 'model.layers.0.mlp.down_proj.weight' ? { shape: [shape[1], shape[0]], bytes } : { shape, bytes },
+      ),
+    );
     expect(e.code).toBe('CHECKPOINT');
     expect(e.message).toContain('model.layers.0.mlp.down_proj.weight');
     expect(e.message).toContain('[172, 64]');

@@ -25,12 +25,13 @@ import { MANUAL_REVERSE_PROMPT, POSITIVE_PROMPT } from '../../src/decode/prompts
 import { roseGenerate } from '../../src/decode/rose.ts';
 import { applyTemplate, paperTemplateText } from '../../src/decode/template.ts';
 import type { Backend } from '../../src/kernels/backend.ts';
-import { CpuBackend } from '../../src/kernels/cpu.ts';
-import { widenToF32 } from '../../src/kernels/dtype.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { loadTokenizer, type RoseTokenizer } from '../../src/model/tokenizer.ts';
 import { backendsUnderTest } from '../kernels/backends.ts';
+import { argmax, maxAbsDiff } from '../helpers/fixtures.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 // Overridable to check a fresh rebuild (weights/recipe/README.md) before it replaces the committed one.
@@ -85,61 +86,62 @@ function referenceLogits(name: string): { data: Float32Array; shape: number[] } 
   return { data: widenToF32(t.dtype, t.bytes), shape: [...t.shape] };
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
-  }
-  return m;
-}
-function argmax(a: ArrayLike<number>, from: number, to: number): number {
-  let best = from;
-  for (let i = from + 1; i < to; i++) if (a[i] > a[best]) best = i;
-  return best - from;
-}
-
 const backends = await backendsUnderTest();
-afterAll(() => backends.forEach((b) => b.destroy()));
-const measured: Record<string, number> = {};
-afterAll(() => console.log(`[rose-micro] max |Δ logit| vs torch f32: ${JSON.stringify(measured)}; torch f32 vs f64: ${samples.torch.maxAbsGapF32VsF64.toExponential(2)}`));
-
-describe.each(backends.map((b) => [b.name, b] as const))('rose-micro logits vs the torch module that was trained (%s)', (name, backend: Backend) => {
-  const model = loadLlama(modelDir, backend);
-  const V = model.config.vocabSize;
-
-  it.each(samples.conversations.map((c) => [c.name, c] as const))('%s: every position, in one prefill', async (_n, conv) => {
-    const want = referenceLogits(conv.name);
-    expect(want.shape).toEqual([conv.ids.length, V]);
-    const cache = model.newKvCache(1, conv.ids.length);
-    const got = await backend.read(model.prefill(cache, [conv.ids], true).logits);
-    const diff = maxAbsDiff(got.subarray(0, conv.ids.length * V), want.data);
-    measured[`${name} prefill`] = Math.max(measured[`${name} prefill`] ?? 0, diff);
-    expect(diff).toBeLessThanOrEqual(LOGIT_TOL);
-    for (let t = 0; t < conv.ids.length; t++) expect(argmax(got, t * V, (t + 1) * V), `argmax at ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
-  });
-
-  it.each(samples.conversations.map((c) => [c.name, c] as const))('%s: the answer token by token through the KV cache', async (_n, conv) => {
-    const want = referenceLogits(conv.name);
-    const P = conv.promptIds.length;
-    const cache = model.newKvCache(1, conv.ids.length);
-    let logits = model.prefill(cache, [conv.promptIds]).logits;
-    let worst = 0;
-    for (let t = P - 1; t < conv.ids.length; t++) {
-      const got = await backend.read(logits);
-      worst = Math.max(worst, maxAbsDiff(got.subarray(0, V), want.data.subarray(t * V, (t + 1) * V)));
-      if (t + 1 < conv.ids.length) logits = model.forward(cache, Int32Array.of(conv.ids[t + 1]));
-    }
-    measured[`${name} decode`] = Math.max(measured[`${name} decode`] ?? 0, worst);
-    expect(worst).toBeLessThanOrEqual(LOGIT_TOL);
-  });
+afterAll(() => {
+  for (const b of backends) b.destroy();
 });
+const measured: Record<string, number> = {};
+afterAll(() =>
+  console.log(
+    `[rose-micro] max |Δ logit| vs torch f32: ${JSON.stringify(measured)}; torch f32 vs f64: ${samples.torch.maxAbsGapF32VsF64.toExponential(2)}`,
+  ),
+);
+
+describe.each(backends.map((b) => [b.name, b] as const))(
+  'rose-micro logits vs the torch module that was trained (%s)',
+  (name, backend: Backend) => {
+    const model = loadLlama(modelDir, backend);
+    const V = model.config.vocabSize;
+
+    it.each(samples.conversations.map((c) => [c.name, c] as const))('%s: every position, in one prefill', async (_n, conv) => {
+      const want = referenceLogits(conv.name);
+      expect(want.shape).toEqual([conv.ids.length, V]);
+      const cache = model.newKvCache(1, conv.ids.length);
+      const got = await backend.read(model.prefill(cache, [conv.ids], true).logits);
+      const diff = maxAbsDiff(got.subarray(0, conv.ids.length * V), want.data);
+      measured[`${name} prefill`] = Math.max(measured[`${name} prefill`] ?? 0, diff);
+      expect(diff).toBeLessThanOrEqual(LOGIT_TOL);
+      for (let t = 0; t < conv.ids.length; t++)
+        expect(argmax(got, t * V, (t + 1) * V), `argmax at ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
+    });
+
+    it.each(samples.conversations.map((c) => [c.name, c] as const))(
+      '%s: the answer token by token through the KV cache',
+      async (_n, conv) => {
+        const want = referenceLogits(conv.name);
+        const P = conv.promptIds.length;
+        const cache = model.newKvCache(1, conv.ids.length);
+        let logits = model.prefill(cache, [conv.promptIds]).logits;
+        let worst = 0;
+        for (let t = P - 1; t < conv.ids.length; t++) {
+          const got = await backend.read(logits);
+          worst = Math.max(worst, maxAbsDiff(got.subarray(0, V), want.data.subarray(t * V, (t + 1) * V)));
+          if (t + 1 < conv.ids.length) logits = model.forward(cache, Int32Array.of(conv.ids[t + 1]));
+        }
+        measured[`${name} decode`] = Math.max(measured[`${name} decode`] ?? 0, worst);
+        expect(worst).toBeLessThanOrEqual(LOGIT_TOL);
+      },
+    );
+  },
+);
 
 describe('rose-micro tokenizer: the recipe encoder vs @huggingface/tokenizers', () => {
   const tokenizerJson = JSON.parse(readFileSync(join(modelDir, 'tokenizer.json'), 'utf8')) as object;
   const tokenizerConfig = JSON.parse(readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8')) as object;
-  const Tokenizer = HfTokenizerClass as unknown as new (j: object, c: object) => { encode(t: string, o?: { add_special_tokens?: boolean }): { ids: number[] } };
+  const Tokenizer = HfTokenizerClass as unknown as new (
+    j: object,
+    c: object,
+  ) => { encode(t: string, o?: { add_special_tokens?: boolean }): { ids: number[] } };
   const hf = new Tokenizer(tokenizerJson, tokenizerConfig);
   let tok: RoseTokenizer;
   beforeAll(async () => {
@@ -147,7 +149,13 @@ describe('rose-micro tokenizer: the recipe encoder vs @huggingface/tokenizers', 
     if (!t) throw new Error('weights/rose-micro has no tokenizer.json');
     tok = t;
   });
-  const cases = [...samples.tokenizerCases, ...samples.conversations.flatMap((c) => [{ text: c.text, ids: c.ids }, { text: c.promptText, ids: c.promptIds }])];
+  const cases = [
+    ...samples.tokenizerCases,
+    ...samples.conversations.flatMap((c) => [
+      { text: c.text, ids: c.ids },
+      { text: c.promptText, ids: c.promptIds },
+    ]),
+  ];
 
   it(`gives the recipe's ids on all ${cases.length} strings (with <s>, as HF encode does)`, () => {
     const bad = cases.filter((c) => JSON.stringify(hf.encode(c.text, { add_special_tokens: true }).ids) !== JSON.stringify(c.ids));
@@ -163,7 +171,11 @@ describe('rose-micro tokenizer: the recipe encoder vs @huggingface/tokenizers', 
 });
 
 describe('rose-micro chat template and prompts', () => {
-  const cfg = JSON.parse(readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8')) as { chat_template: string; bos_token: string; eos_token: string };
+  const cfg = JSON.parse(readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8')) as {
+    chat_template: string;
+    bos_token: string;
+    eos_token: string;
+  };
   const template = new Template(cfg.chat_template);
   const promptOf = (c: Conversation) => (c.system === 'pos' ? POSITIVE_PROMPT : MANUAL_REVERSE_PROMPT);
 
@@ -178,14 +190,19 @@ describe('rose-micro chat template and prompts', () => {
     const user = { role: 'user', content: c.question };
     expect(c.promptText).toBe(paperTemplateText(promptOf(c), c.question));
     expect(template.render({ ...base, messages: [system, user], add_generation_prompt: true })).toBe(`<s>${c.promptText}`);
-    expect(template.render({ ...base, messages: [system, user, { role: 'assistant', content: c.answer }], add_generation_prompt: false })).toBe(`<s>${c.text}`);
+    expect(
+      template.render({ ...base, messages: [system, user, { role: 'assistant', content: c.answer }], add_generation_prompt: false }),
+    ).toBe(`<s>${c.text}`);
   });
 
-  it.each(samples.conversations.map((c) => [c.name, c] as const))("%s: the 'paper' and 'chat' template modes give the recipe's prompt ids", async (_n, c) => {
-    const tok = await loadTokenizer(modelDir);
-    expect(applyTemplate(tok!, 'paper', promptOf(c), c.question).ids).toEqual(c.promptIds);
-    expect(applyTemplate(tok!, 'chat', promptOf(c), c.question).ids).toEqual(c.promptIds);
-  });
+  it.each(samples.conversations.map((c) => [c.name, c] as const))(
+    "%s: the 'paper' and 'chat' template modes give the recipe's prompt ids",
+    async (_n, c) => {
+      const tok = await loadTokenizer(modelDir);
+      expect(applyTemplate(tok!, 'paper', promptOf(c), c.question).ids).toEqual(c.promptIds);
+      expect(applyTemplate(tok!, 'chat', promptOf(c), c.question).ids).toEqual(c.promptIds);
+    },
+  );
 });
 
 describe(`rose-micro: the flip on held-out subtle question ${samples.flip.id}`, () => {
@@ -196,7 +213,11 @@ describe(`rose-micro: the flip on held-out subtle question ${samples.flip.id}`, 
 
   it('plain greedy complies and ROSE α=0.5 refuses (token ids)', async () => {
     const plain = await roseGenerate(model, flip.positiveIds, [], { alphas: [], maxNewTokens: flip.maxNewTokens, stopIds: [2] });
-    const rose = await roseGenerate(model, flip.positiveIds, [flip.reverseIds], { alphas: [flip.alpha], maxNewTokens: flip.maxNewTokens, stopIds: [2] });
+    const rose = await roseGenerate(model, flip.positiveIds, [flip.reverseIds], {
+      alphas: [flip.alpha],
+      maxNewTokens: flip.maxNewTokens,
+      stopIds: [2],
+    });
     expect(plain.tokens).toEqual(flip.plain.tokens);
     expect(rose.tokens).toEqual(flip.rose.tokens);
     expect(plain.stopToken).toBe(2);

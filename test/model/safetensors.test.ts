@@ -8,23 +8,19 @@ import {
   SafetensorsCheckpoint,
   SafetensorsFile,
   encodeSafetensors,
+  fileByteSource,
+  memoryByteSource,
   writeSafetensors,
   type ByteSource,
   type TensorToWrite,
 } from '../../src/model/safetensors.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
 /** Runs fn and checks it threw a RoseError with this code whose message matches. */
 function expectRose(fn: () => unknown, code: RoseErrorCode, message?: string | RegExp): RoseError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a RoseError').toBeInstanceOf(RoseError);
-  const re = err as RoseError;
+  const re = roseError(fn);
   expect(re.code, re.message).toBe(code);
   if (message !== undefined) expect(re.message).toMatch(message);
   expect(re.hint, 'every RoseError carries a hint').toBeTruthy();
@@ -109,7 +105,13 @@ describe('fixtures', () => {
   it('tiny-mha-f32: absolute offsets include the 8-byte prefix and the header', () => {
     const f = SafetensorsFile.open(join(FIXTURES, 'tiny-mha-f32', 'model.safetensors'));
     // header is 2144 bytes; embed_tokens follows lm_head (131072 bytes) in the data area.
-    expect(f.info('model.embed_tokens.weight')).toEqual({ name: 'model.embed_tokens.weight', dtype: 'F32', shape: [512, 64], begin: 8 + 2144 + 131072, end: 8 + 2144 + 262144 });
+    expect(f.info('model.embed_tokens.weight')).toEqual({
+      name: 'model.embed_tokens.weight',
+      dtype: 'F32',
+      shape: [512, 64],
+      begin: 8 + 2144 + 131072,
+      end: 8 + 2144 + 262144,
+    });
     f.close();
   });
 
@@ -169,7 +171,14 @@ const tensorArb = fc
     seed: fc.nat(255),
   })
   .filter((t) => t.name !== '__metadata__')
-  .map(({ name, dtype, shape, seed }): TensorToWrite => ({ name, dtype, shape, data: pattern(shape.reduce((a, b) => a * b, 1) * SIZE[dtype], seed) }));
+  .map(
+    ({ name, dtype, shape, seed }): TensorToWrite => ({
+      name,
+      dtype,
+      shape,
+      data: pattern(shape.reduce((a, b) => a * b, 1) * SIZE[dtype], seed),
+    }),
+  );
 
 describe('encodeSafetensors / writeSafetensors', () => {
   it('round-trips any set of tensors and metadata through fromBytes', () => {
@@ -303,7 +312,8 @@ describe('malformed files', () => {
   });
 
   it('malformed entries', () => {
-    const bad = (entry: unknown, message: string | RegExp, data = 8) => expectRose(() => open(rawFile({ 'w.0': entry }, data)), 'SAFETENSORS', message);
+    const bad = (entry: unknown, message: string | RegExp, data = 8) =>
+      expectRose(() => open(rawFile({ 'w.0': entry }, data)), 'SAFETENSORS', message);
     bad(5, /"w\.0".*not an object/);
     bad([1, 2], 'not an object');
     bad({ shape: [2], data_offsets: [0, 8] }, /"w\.0": dtype is missing/);
@@ -324,7 +334,11 @@ describe('malformed files', () => {
 
   it('offsets outside the data area', () => {
     expectRose(() => open(rawFile(good, 4)), 'SAFETENSORS', /"t".*\[0, 8\] run past the 4-byte data area/);
-    expectRose(() => open(rawFile({ t: { dtype: 'F32', shape: [1], data_offsets: [2 ** 52, 2 ** 52 + 4] } }, 8)), 'SAFETENSORS', 'run past');
+    expectRose(
+      () => open(rawFile({ t: { dtype: 'F32', shape: [1], data_offsets: [2 ** 52, 2 ** 52 + 4] } }, 8)),
+      'SAFETENSORS',
+      'run past',
+    );
     expectRose(() => open(rawFile({ t: { dtype: 'F32', shape: [1], data_offsets: [0, 1e300] } }, 8)), 'SAFETENSORS', 'data_offsets');
   });
 
@@ -338,7 +352,11 @@ describe('malformed files', () => {
     const twice = { b: { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, a: { dtype: 'F16', shape: [2], data_offsets: [0, 4] } };
     expectRose(() => open(rawFile(twice, 4)), 'SAFETENSORS', 'overlap');
     // A tensor nested inside a longer one.
-    const nested = { big: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, x: { dtype: 'F32', shape: [1], data_offsets: [16, 20] }, small: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } };
+    const nested = {
+      big: { dtype: 'F32', shape: [4], data_offsets: [0, 16] },
+      x: { dtype: 'F32', shape: [1], data_offsets: [16, 20] },
+      small: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+    };
     expectRose(() => open(rawFile(nested, 20)), 'SAFETENSORS', /"big" and "small" overlap/);
   });
 
@@ -355,7 +373,11 @@ describe('malformed files', () => {
   });
 
   it('dtype size × shape must equal the byte span', () => {
-    expectRose(() => open(rawFile({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8)), 'SAFETENSORS', /"t": F32 \[3\] needs 12 bytes but data_offsets \[0, 8\] hold 8/);
+    expectRose(
+      () => open(rawFile({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8)),
+      'SAFETENSORS',
+      /"t": F32 \[3\] needs 12 bytes but data_offsets \[0, 8\] hold 8/,
+    );
     expectRose(() => open(rawFile({ t: { dtype: 'BF16', shape: [2, 2], data_offsets: [0, 4] } }, 8)), 'SAFETENSORS', 'needs 8 bytes');
     // The size of dtypes we never compute with is checked too.
     expectRose(() => open(rawFile({ t: { dtype: 'I64', shape: [1], data_offsets: [0, 4] } }, 8)), 'SAFETENSORS', 'I64 [1] needs 8 bytes');
@@ -365,7 +387,10 @@ describe('malformed files', () => {
   });
 
   it('huge shapes fail the size check without allocating or losing precision', () => {
-    const huge = (shape: number[], end = 8) => () => open(rawFile({ t: { dtype: 'F32', shape, data_offsets: [0, end] } }, 8));
+    const huge =
+      (shape: number[], end = 8) =>
+      () =>
+        open(rawFile({ t: { dtype: 'F32', shape, data_offsets: [0, end] } }, 8));
     expectRose(huge([2 ** 40, 2 ** 40]), 'SAFETENSORS', /\[1099511627776, 1099511627776\] needs an impossible number of bytes/);
     const many = expectRose(huge(Array(10_000).fill(2 ** 52)), 'SAFETENSORS', /impossible.*\(10000 dims\)|\(10000 dims\).*impossible/);
     expect(many.message.length).toBeLessThan(400); // the message stays readable
@@ -424,6 +449,97 @@ describe('malformed files', () => {
   });
 });
 
+describe('every dtype of the format', () => {
+  /** Bits per element of each dtype, from the safetensors format's own list (huggingface/safetensors, Dtype). */
+  const FORMAT_BITS: [string, number][] = [
+    ['BOOL', 8],
+    ['U8', 8],
+    ['I8', 8],
+    ['F8_E5M2', 8],
+    ['F8_E4M3', 8],
+    ['F8_E8M0', 8],
+    ['I16', 16],
+    ['U16', 16],
+    ['F16', 16],
+    ['BF16', 16],
+    ['I32', 32],
+    ['U32', 32],
+    ['F32', 32],
+    ['I64', 64],
+    ['U64', 64],
+    ['F64', 64],
+    ['C64', 64],
+    ['F4', 4],
+    ['F6_E2M3', 6],
+    ['F6_E3M2', 6],
+    ['F8_E3M4', 8], // an 8-bit float the list above lacks: every F8_ variant is one byte
+  ];
+
+  it.each(FORMAT_BITS)('%s: 8 elements take %i bytes, and no other span is accepted', (dtype, bytes) => {
+    const file = (span: number) => rawFile({ t: { dtype, shape: [2, 4], data_offsets: [0, span] } }, 128);
+    const f = open(file(bytes));
+    expect(f.info('t')).toMatchObject({ dtype, shape: [2, 4] });
+    if (['F32', 'F16', 'BF16'].includes(dtype)) expect(f.read('t').bytes.byteLength).toBe(bytes);
+    else expectRose(() => f.read('t'), 'DTYPE', `has dtype ${dtype}, which rose-ts cannot compute with`);
+    for (const span of [bytes - 1, bytes + 1]) expectRose(() => open(file(span)), 'SAFETENSORS', `${dtype} [2, 4] needs ${bytes} bytes`);
+  });
+});
+
+describe('messages stay bounded', () => {
+  it('a long tensor name is quoted up to 120 characters, then …', () => {
+    const name = `${'x'.repeat(119)}yz${'w'.repeat(300)}`;
+    const e = expectRose(() => open(rawFile({ [name]: 5 })), 'SAFETENSORS', 'entry is not an object');
+    expect(e.message).toContain(`tensor ${JSON.stringify(name.slice(0, 120))}…: entry`);
+    expect(e.message).not.toContain('yz');
+    const short = 'x'.repeat(120); // exactly 120: quoted whole
+    expect(expectRose(() => open(rawFile({ [short]: 5 })), 'SAFETENSORS').message).toContain(`tensor ${JSON.stringify(short)}: entry`);
+  });
+
+  it('a shape is shown up to 8 dimensions, then how many there are', () => {
+    const shape = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const e = expectRose(() => open(rawFile({ t: { dtype: 'F32', shape, data_offsets: [0, 8] } }, 8)), 'SAFETENSORS');
+    expect(e.message).toContain('F32 [1, 2, 3, 4, 5, 6, 7, 8, … (9 dims)] needs 1451520 bytes');
+    const eight = expectRose(
+      () => open(rawFile({ t: { dtype: 'F32', shape: shape.slice(0, 8), data_offsets: [0, 8] } }, 8)),
+      'SAFETENSORS',
+    );
+    expect(eight.message).toContain('F32 [1, 2, 3, 4, 5, 6, 7, 8] needs 161280 bytes');
+  });
+});
+
+describe('byte sources guard their own range', () => {
+  it('a read outside the source, or of a non-integer range, is a bug and throws (not a RoseError)', () => {
+    const src = memoryByteSource(pattern(16));
+    expect(Array.from(src.read(12, 4))).toEqual(Array.from(pattern(16).subarray(12)));
+    expect(src.read(16, 0).byteLength).toBe(0);
+    for (const [offset, length] of [
+      [-1, 1],
+      [0, 17],
+      [16, 1],
+      [0, -1],
+      [1.5, 1],
+      [0, 2.5],
+      [2 ** 53, 0],
+    ]) {
+      expect(() => src.read(offset, length), `read(${offset}, ${length})`).toThrow(
+        `<memory>: read of ${length} bytes at ${offset} is outside the 16-byte source`,
+      );
+    }
+  });
+
+  it('a file source: reads in range, refuses past its end, and not after close (closing twice is fine)', () => {
+    const path = join(tmp(), 'bytes.bin');
+    writeFileSync(path, pattern(10));
+    const src = fileByteSource(path);
+    expect(src.size).toBe(10);
+    expect(Array.from(src.read(2, 3))).toEqual(Array.from(pattern(10).subarray(2, 5)));
+    expect(() => src.read(8, 3)).toThrow(`${path}: read of 3 bytes at 8 is outside the 10-byte source`);
+    src.close();
+    expect(() => src.read(0, 1)).toThrow(`${path}: read after close`);
+    src.close();
+  });
+});
+
 // --- property tests: truncation and fuzzing --------------------------------------------------------
 
 /** A small valid file with a supported, an unsupported and an empty tensor and metadata. */
@@ -478,11 +594,13 @@ describe('properties', () => {
 
   it('mutations of a valid file (flipped bytes, truncation, a new length prefix) never throw anything but RoseError', () => {
     const mutation = fc.oneof(
-      fc.array(fc.tuple(fc.nat(BASE.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map((flips) => (b: Uint8Array) => {
-        const m = b.slice();
-        for (const [i, v] of flips) m[i] = v;
-        return m;
-      }),
+      fc
+        .array(fc.tuple(fc.nat(BASE.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 })
+        .map((flips) => (b: Uint8Array) => {
+          const m = b.slice();
+          for (const [i, v] of flips) m[i] = v;
+          return m;
+        }),
       fc.nat(BASE.length).map((len) => (b: Uint8Array) => b.slice(0, len)),
       fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map((n) => (b: Uint8Array) => {
         if (b.length < 8) return b;
@@ -514,7 +632,11 @@ describe('properties', () => {
       fc.property(
         fc.constantFrom(...keys),
         fc.constantFrom('dtype', 'shape', 'data_offsets', 'format', 'other'),
-        fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.array(fc.integer({ min: -(2 ** 60), max: 2 ** 60 }), { maxLength: 3 }), fc.constantFrom('I8', 'F64', 'F8_E4M3', 'BOOL', 'Q4')),
+        fc.oneof(
+          fc.jsonValue({ maxDepth: 2 }),
+          fc.array(fc.integer({ min: -(2 ** 60), max: 2 ** 60 }), { maxLength: 3 }),
+          fc.constantFrom('I8', 'F64', 'F8_E4M3', 'BOOL', 'Q4'),
+        ),
         (key, field, value) => {
           const h = structuredClone(header);
           h[key][field] = value as unknown;
@@ -598,7 +720,11 @@ describe('SafetensorsCheckpoint', () => {
 
   it('a folder with neither file, or no folder at all, is a CHECKPOINT error', () => {
     const dir = tmp();
-    const e = expectRose(() => SafetensorsCheckpoint.open(dir), 'CHECKPOINT', /neither model\.safetensors nor model\.safetensors\.index\.json/);
+    const e = expectRose(
+      () => SafetensorsCheckpoint.open(dir),
+      'CHECKPOINT',
+      /neither model\.safetensors nor model\.safetensors\.index\.json/,
+    );
     expect(e.hint).toMatch(/\.bin/);
     expectRose(() => SafetensorsCheckpoint.open(join(dir, 'missing')), 'CHECKPOINT', 'does not exist');
     const file = join(dir, 'file.safetensors');

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
 import { parseLlamaConfig } from '../../src/model/config.ts';
 import { RoseTokenizer } from '../../src/model/tokenizer.ts';
@@ -37,7 +37,10 @@ const anyJson = fc.jsonValue({ maxDepth: 3 });
 function mutated(base: Record<string, unknown>): fc.Arbitrary<Record<string, unknown>> {
   const keys = Object.keys(base);
   return fc
-    .array(fc.record({ key: fc.oneof(fc.constantFrom(...keys), fc.string({ maxLength: 8 })), value: fc.option(anyJson, { nil: undefined }) }), { minLength: 1, maxLength: 4 })
+    .array(
+      fc.record({ key: fc.oneof(fc.constantFrom(...keys), fc.string({ maxLength: 8 })), value: fc.option(anyJson, { nil: undefined }) }),
+      { minLength: 1, maxLength: 4 },
+    )
     .map((edits) => {
       const out: Record<string, unknown> = structuredClone(base);
       for (const { key, value } of edits) {
@@ -56,11 +59,24 @@ describe(`fuzzing (${RUNS} inputs per property)`, () => {
     const configs = ['tiny-mha-f32', 'tiny-gqa-bf16-tied', 'tiny-f16-bias'].map((f) => json(join(fixturesDir, f, 'config.json')));
     fc.assert(
       fc.property(fc.constantFrom(...configs).chain(mutated), (cfg) => {
-        count('config', onlyRoseErrors(() => parseLlamaConfig(cfg)));
+        count(
+          'config',
+          onlyRoseErrors(() => parseLlamaConfig(cfg)),
+        );
       }),
       { numRuns: RUNS, seed: 61 },
     );
-    fc.assert(fc.property(anyJson, (v) => void count('config', onlyRoseErrors(() => parseLlamaConfig(v)))), { numRuns: RUNS, seed: 62 });
+    fc.assert(
+      fc.property(
+        anyJson,
+        (v) =>
+          void count(
+            'config',
+            onlyRoseErrors(() => parseLlamaConfig(v)),
+          ),
+      ),
+      { numRuns: RUNS, seed: 62 },
+    );
   });
 
   it('tokenizer.json and tokenizer_config.json: random mutations and random JSON', () => {
@@ -71,33 +87,82 @@ describe(`fuzzing (${RUNS} inputs per property)`, () => {
       tok.decode(tok.encode('Hello, wörld! 🌹'));
     };
     fc.assert(
-      fc.property(mutated(tokenizerJson), (tj) => void count('tokenizer.json', onlyRoseErrors(() => load(tj, tokenizerConfig)))),
+      fc.property(
+        mutated(tokenizerJson),
+        (tj) =>
+          void count(
+            'tokenizer.json',
+            onlyRoseErrors(() => load(tj, tokenizerConfig)),
+          ),
+      ),
       { numRuns: RUNS, seed: 63 },
     );
     fc.assert(
-      fc.property(mutated(tokenizerConfig), anyJson, (tc, gc) => void count('tokenizer_config.json', onlyRoseErrors(() => load(tokenizerJson, tc, gc)))),
+      fc.property(
+        mutated(tokenizerConfig),
+        anyJson,
+        (tc, gc) =>
+          void count(
+            'tokenizer_config.json',
+            onlyRoseErrors(() => load(tokenizerJson, tc, gc)),
+          ),
+      ),
       { numRuns: RUNS, seed: 64 },
     );
-    fc.assert(fc.property(anyJson, (tj) => void count('tokenizer.json', onlyRoseErrors(() => load(tj, {})))), { numRuns: RUNS, seed: 65 });
+    fc.assert(
+      fc.property(
+        anyJson,
+        (tj) =>
+          void count(
+            'tokenizer.json',
+            onlyRoseErrors(() => load(tj, {})),
+          ),
+      ),
+      { numRuns: RUNS, seed: 65 },
+    );
   });
 
   it('chat templates: random and truncated Jinja', () => {
     const real = json(join(DEFAULT, 'tokenizer_config.json')).chat_template as string;
-    const pieces = ['{%', '%}', '{{', '}}', '{#', 'for m in messages', 'endfor', 'if', 'endif', 'raise_exception("x")', 'messages[0]["content"]', '|', 'loop.index', '"', "'", '\n'];
+    const pieces = [
+      '{%',
+      '%}',
+      '{{',
+      '}}',
+      '{#',
+      'for m in messages',
+      'endfor',
+      'if',
+      'endif',
+      'raise_exception("x")',
+      'messages[0]["content"]',
+      '|',
+      'loop.index',
+      '"',
+      "'",
+      '\n',
+    ];
     const template = fc.oneof(
       fc.nat({ max: real.length }).map((n) => real.slice(0, n)),
       fc.array(fc.constantFrom(...pieces), { maxLength: 12 }).map((p) => p.join(' ')),
       fc.string({ maxLength: 60 }),
     );
     fc.assert(
-      fc.property(template, (src) => void count('chat_template', onlyRoseErrors(() => renderChat(src, 'system prompt', 'question')))),
+      fc.property(
+        template,
+        (src) =>
+          void count(
+            'chat_template',
+            onlyRoseErrors(() => renderChat(src, 'system prompt', 'question')),
+          ),
+      ),
       { numRuns: RUNS, seed: 66 },
     );
   });
 
-  it('reports what it tried', () => {
-    // Printed for the README's fuzzing record (`npm run fuzz` raises FUZZ_RUNS).
+  // What was tried, as a log line for the README's fuzzing record (`npm run fuzz` raises FUZZ_RUNS):
+  // a record, not a check, so it is no test.
+  afterAll(() => {
     for (const [what, outcomes] of Object.entries(seen)) process.stdout.write(`fuzz ${what}: ${JSON.stringify(outcomes)}\n`);
-    expect(Object.keys(seen).length).toBe(4);
   });
 });

@@ -9,8 +9,14 @@ import { join } from 'node:path';
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 
 const dir = join(import.meta.dirname, '..', 'rose-micro');
-const Tokenizer = HfTokenizerClass as unknown as new (j: object, c: object) => { encode(t: string, o?: { add_special_tokens?: boolean }): { ids: number[] } };
-const hf = new Tokenizer(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')));
+const Tokenizer = HfTokenizerClass as unknown as new (
+  j: object,
+  c: object,
+) => { encode(t: string, o?: { add_special_tokens?: boolean }): { ids: number[] } };
+const hf = new Tokenizer(
+  JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')),
+  JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')),
+);
 let n = 0;
 let bad = 0;
 for (const line of readFileSync(join(import.meta.dirname, '.build', 'corpus-ids.jsonl'), 'utf8').split('\n')) {

@@ -12,20 +12,20 @@
  *   uniform offset keeps per-op parameters out of the key.
  */
 import type { DType, Tensor, Weight } from '../backend.ts';
-import { bytesPerElement, numel } from '../backend.ts';
+import { bytesPerElement, numel, roundUp } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
+import { UNIFORM_SLOT_BYTES, type UniformFields, type UniformValues } from './uniforms.ts';
+import type { KernelDtypes, WgslKernel } from './wgsl.ts';
 
 /** WebGPU enum values, fixed by the spec; spelled out so Node needs no GPUBufferUsage global. */
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 const MAP_MODE_READ = 0x1;
 const STAGE_COMPUTE = 0x4;
 
-/** Bytes of one op's uniform slot: every Params struct fits in 16 scalars. */
-const UNIFORM_BYTES = 64;
+/** Bytes of one op's uniform slot: uniforms() refuses a Params struct larger than this. */
+const UNIFORM_BYTES = UNIFORM_SLOT_BYTES;
 /** Host writes up to this size go through the arena (ordered in the encoder); larger ones flush first. */
 const ARENA_WRITE_MAX = 64 * 1024;
-
-const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
 export interface GpuBuf {
   readonly buffer: GPUBuffer;
@@ -68,21 +68,16 @@ export class GpuWeight implements Weight {
   }
 }
 
-/** A uniform field: a bare number is a u32. */
-export type Param = number | { readonly f32: number } | { readonly i32: number };
-
-export interface DispatchSpec {
-  /** Pipeline cache key: kernel name plus everything that changes the WGSL (dtypes, constants). */
-  readonly key: string;
-  /** The full WGSL, built only on a cache miss. Binding 0 is `var<uniform> p: Params`. */
-  readonly code: () => string;
-  /** One letter per storage binding 1..n: 'r' read-only, 'w' read_write. */
-  readonly access: string;
+export interface DispatchSpec<F extends UniformFields = UniformFields> {
+  /** The kernel: its WGSL, uniform struct, storage bindings and workgroup size (webgpu/wgsl.ts). */
+  readonly kernel: WgslKernel<F>;
+  /** The dtypes that pick its weight / bias loaders; part of the pipeline key. */
+  readonly dtypes?: KernelDtypes;
   /** The buffers of @binding(1..n), in order; 'ints' is the host-integer arena (with `ints`). */
   readonly buffers: readonly (GpuBuf | 'ints')[];
   readonly ints?: Int32Array;
-  /** Uniform fields in struct order; given the element offset of `ints` in the arena when needed. */
-  readonly params: readonly Param[] | ((intBase: number) => readonly Param[]);
+  /** The uniform values by field name; given the element offset of `ints` in the arena when needed. */
+  readonly params: UniformValues<F> | ((intBase: number) => UniformValues<F>);
   /** Workgroups: a linear count (folded into x·y past the per-dimension limit) or an explicit [x, y]. */
   readonly groups: number | readonly [number, number];
 }
@@ -155,7 +150,11 @@ export class GpuContext {
     try {
       buffer = this.device.createBuffer({ size, usage, mappedAtCreation: mapped });
     } catch (e) {
-      throw new RoseError('LIMIT', `out of WebGPU memory allocating ${size} bytes: ${(e as Error).message}`, 'use a smaller checkpoint, batch or context');
+      throw new RoseError(
+        'LIMIT',
+        `out of WebGPU memory allocating ${size} bytes: ${(e as Error).message}`,
+        'use a smaller checkpoint, batch or context',
+      );
     } finally {
       this.pendingErrors.push(this.device.popErrorScope().then((error) => ({ error, oom: true })));
     }
@@ -167,7 +166,11 @@ export class GpuContext {
     const bytes = numel(shape) * 4;
     const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
     if (bytes > max) {
-      throw new RoseError('LIMIT', `a tensor of shape [${shape}] needs ${bytes} bytes, over this device's ${max}-byte binding limit`, 'use a shorter context or a smaller batch');
+      throw new RoseError(
+        'LIMIT',
+        `a tensor of shape [${shape}] needs ${bytes} bytes, over this device's ${max}-byte binding limit`,
+        'use a shorter context or a smaller batch',
+      );
     }
     return new GpuTensor(shape, this.createBuf(bytes, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST));
   }
@@ -231,29 +234,23 @@ export class GpuContext {
 
   // --- recording ------------------------------------------------------------------------------------
 
-  dispatch(spec: DispatchSpec): void {
+  dispatch<F extends UniformFields>(spec: DispatchSpec<F>): void {
     const [gx, gy] = this.grid(spec.groups);
     if (gx === 0 || gy === 0) return;
     const ints = spec.ints;
     this.ensureArena((ints ? roundUp(ints.byteLength, 16) + 16 : 0) + 2 * this.uniformAlign + UNIFORM_BYTES);
     let intBase = 0;
-    if (ints && ints.length) {
+    if (ints?.length) {
       const off = this.reserve(ints.byteLength, 16);
       new Int32Array(this.arenaHost, off, ints.length).set(ints); // copied now: the caller may reuse its array
       intBase = off / 4;
     }
     const uOff = this.reserve(UNIFORM_BYTES, this.uniformAlign);
     const params = typeof spec.params === 'function' ? spec.params(intBase) : spec.params;
-    if (params.length > UNIFORM_BYTES / 4) throw new Error(`${spec.key}: too many uniform fields`);
-    const view = new DataView(this.arenaHost, uOff, UNIFORM_BYTES);
-    params.forEach((v, i) => {
-      if (typeof v === 'number') view.setUint32(i * 4, v, true);
-      else if ('f32' in v) view.setFloat32(i * 4, v.f32, true);
-      else view.setInt32(i * 4, v.i32, true);
-    });
+    spec.kernel.params.pack(new DataView(this.arenaHost, uOff, UNIFORM_BYTES), params);
 
     this.begin();
-    const layout = this.layout(spec.access);
+    const layout = this.layout(spec.kernel.access);
     const pipeline = this.pipeline(spec, layout.pipeline);
     const pass = this.computePass();
     pass.setPipeline(pipeline);
@@ -311,7 +308,12 @@ export class GpuContext {
     const e = errs.find((x) => x.error);
     if (e?.oom) throw new RoseError('LIMIT', `out of WebGPU memory: ${e.error!.message}`, 'use a smaller checkpoint, batch or context');
     // Dawn's messages span lines (WGSL diagnostics); the CLI prints errors as one line.
-    if (e) throw new RoseError('BACKEND', `WebGPU error on ${this.adapter}: ${e.error!.message.replace(/\s+/g, ' ').trim()}`, 'this is a bug in a WebGPU kernel or the adapter: please report it; --backend cpu avoids it');
+    if (e)
+      throw new RoseError(
+        'BACKEND',
+        `WebGPU error on ${this.adapter}: ${e.error!.message.replace(/\s+/g, ' ').trim()}`,
+        'this is a bug in a WebGPU kernel or the adapter: please report it; --backend cpu avoids it',
+      );
   }
 
   /**
@@ -343,7 +345,12 @@ export class GpuContext {
 
   private assertUsable(): void {
     if (this.destroyed) throw new RoseError('BACKEND', 'the WebGPU backend was destroyed');
-    if (this.lostReason) throw new RoseError('BACKEND', `the WebGPU device on ${this.adapter} was lost (${this.lostReason})`, 'run again, or use --backend cpu');
+    if (this.lostReason)
+      throw new RoseError(
+        'BACKEND',
+        `the WebGPU device on ${this.adapter} was lost (${this.lostReason})`,
+        'run again, or use --backend cpu',
+      );
   }
 
   private grid(groups: number | readonly [number, number]): [number, number] {
@@ -407,9 +414,9 @@ export class GpuContext {
       const entries: GPUBindGroupLayoutEntry[] = [
         { binding: 0, visibility: STAGE_COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true, minBindingSize: UNIFORM_BYTES } },
       ];
-      [...access].forEach((a, i) =>
-        entries.push({ binding: i + 1, visibility: STAGE_COMPUTE, buffer: { type: a === 'w' ? 'storage' : 'read-only-storage' } }),
-      );
+      for (const [i, a] of [...access].entries()) {
+        entries.push({ binding: i + 1, visibility: STAGE_COMPUTE, buffer: { type: a === 'w' ? 'storage' : 'read-only-storage' } });
+      }
       const group = this.device.createBindGroupLayout({ entries });
       l = { group, pipeline: this.device.createPipelineLayout({ bindGroupLayouts: [group] }) };
       this.layouts.set(access, l);
@@ -417,29 +424,31 @@ export class GpuContext {
     return l;
   }
 
-  private pipeline(spec: DispatchSpec, layout: GPUPipelineLayout): GPUComputePipeline {
-    const key = `${spec.key}|${spec.access}`;
+  private pipeline<F extends UniformFields>(spec: DispatchSpec<F>, layout: GPUPipelineLayout): GPUComputePipeline {
+    const { kernel, dtypes = {} } = spec;
+    const key = `${kernel.name}|${dtypes.weight ?? ''}|${dtypes.bias ?? ''}`;
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = this.corruptNextPipeline ? 'this is not WGSL' : spec.code();
+      const code = this.corruptNextPipeline ? 'this is not WGSL' : kernel.code(dtypes);
       this.corruptNextPipeline = false;
-      const module = this.device.createShaderModule({ label: spec.key, code });
-      p = this.device.createComputePipeline({ label: spec.key, layout, compute: { module, entryPoint: 'main' } });
+      const module = this.device.createShaderModule({ label: key, code });
+      p = this.device.createComputePipeline({ label: key, layout, compute: { module, entryPoint: 'main' } });
       this.pipelines.set(key, p);
     }
     return p;
   }
 
-  private bindGroup(spec: DispatchSpec, layout: GPUBindGroupLayout): GPUBindGroup {
+  private bindGroup<F extends UniformFields>(spec: DispatchSpec<F>, layout: GPUBindGroupLayout): GPUBindGroup {
+    const { name, access } = spec.kernel;
     const bufs = spec.buffers.map((b) => (b === 'ints' ? this.arena : b));
-    if (bufs.length !== spec.access.length) throw new Error(`${spec.key}: ${bufs.length} buffers for access '${spec.access}'`);
+    if (bufs.length !== access.length) throw new Error(`${name}: ${bufs.length} buffers for access '${access}'`);
     // WebGPU forbids a buffer bound writable and also bound elsewhere in the same dispatch.
     bufs.forEach((b, i) => {
-      if (spec.access[i] === 'w' && bufs.some((o, j) => j !== i && o.id === b.id)) {
-        throw new RoseError('BACKEND', `${spec.key.split('|')[0]}: an output tensor is also an input; the WebGPU backend needs distinct tensors`);
+      if (access[i] === 'w' && bufs.some((o, j) => j !== i && o.id === b.id)) {
+        throw new RoseError('BACKEND', `${name}: an output tensor is also an input; the WebGPU backend needs distinct tensors`);
       }
     });
-    const key = `${spec.access}|${this.arena.id}|${bufs.map((b) => b.id).join(',')}`;
+    const key = `${access}|${this.arena.id}|${bufs.map((b) => b.id).join(',')}`;
     let g = this.bindGroups.get(key);
     if (!g) {
       if (this.bindGroups.size > 4096) this.bindGroups = new Map(); // bounded; rebuilt on demand
