@@ -4,9 +4,14 @@
  * greedy, 64 new tokens at most).
  *
  *   node --import tsx weights/recipe/eval.ts [--write] [--sets heldout,heldout-hard] [--limit N]
+ *   node --import tsx weights/recipe/eval.ts --sets S --settings 0,3 --part P.json     (one share of the work)
+ *   node --import tsx weights/recipe/eval.ts --render P1.json P2.json …                 (their union -> EVAL.md)
  *
  * --write also writes weights/rose-micro/EVAL.md (and .build/eval-results.json, every answer); --limit N
- * takes the first N questions per class (a quick look; never with --write).
+ * takes the first N questions per class (a quick look; never with --write). The decoding is one question at a time,
+ * so the full run (600 questions x 8 settings) takes hours on shared cores: --settings (indices into SETTINGS) and
+ * --part split it over processes that run side by side, and --render checks that their union is every (set,
+ * setting) pair once, on the full sets, before it writes EVAL.md.
  *
  * "Refused" is `isRefusal` of src/eval/refusal.ts, the metric `rose eval` uses. "Restates its task" means the
  * answer begins exactly "Sure! Here is how to <task>." with the task as the question holds it. The answer
@@ -51,7 +56,6 @@ export const SETTINGS: Setting[] = [
   { name: 'ROSE α=0.5, β=0.1', alpha: 0.5, beta: 0.1 },
   { name: 'ROSE α=1.0', alpha: 1.0 },
   { name: 'ROSE α=1.0, β=0.1', alpha: 1.0, beta: 0.1 },
-  { name: 'ROSE α=1.0, β=0.3', alpha: 1.0, beta: 0.3 },
 ];
 const SETS = [
   { key: 'heldout', file: 'heldout.jsonl', title: 'Test set 1: held-out frames, fillers and phrasings (heldout.jsonl)' },
@@ -91,12 +95,69 @@ function arg(name: string): string | undefined {
 const f2 = (x: number) => x.toFixed(2);
 const rate = (a: number, n: number) => (n ? f2(a / n) : '–');
 
+interface Part {
+  limit: number | null;
+  results: Record<string, { s: Setting; per: PerClass }[]>;
+  texts: Record<string, Record<string, Record<string, string>>>;
+  questions: Record<string, Held[]>;
+  tokens: number;
+  secs: number;
+}
+
+/** The union of --part files: every (set, setting) pair exactly once, on every question, in SETTINGS order. */
+function mergeParts(files: string[]): Part & { sets: typeof SETS } {
+  const parts = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Part);
+  if (parts.some((p) => p.limit !== null)) throw new Error('--render: a part was run with --limit; EVAL.md needs every question');
+  const m: Part = { limit: null, results: {}, texts: {}, questions: {}, tokens: 0, secs: 0 };
+  for (const p of parts) {
+    m.tokens += p.tokens;
+    m.secs += p.secs;
+    for (const [k, rows] of Object.entries(p.results)) {
+      m.questions[k] = p.questions[k];
+      m.texts[k] ??= {};
+      m.results[k] ??= [];
+      for (const row of rows) {
+        if (m.results[k].some((r) => r.s.name === row.s.name)) throw new Error(`--render: ${k} / ${row.s.name} twice`);
+        m.results[k].push(row);
+        m.texts[k][row.s.name] = p.texts[k][row.s.name];
+      }
+    }
+  }
+  const sets = SETS.filter((s) => m.results[s.key]);
+  for (const set of sets) {
+    const missing = SETTINGS.filter((s) => !m.results[set.key].some((r) => r.s.name === s.name));
+    if (missing.length) throw new Error(`--render: ${set.key} lacks ${missing.map((s) => s.name).join(', ')}`);
+    m.results[set.key].sort((a, b) => SETTINGS.findIndex((s) => s.name === a.s.name) - SETTINGS.findIndex((s) => s.name === b.s.name));
+  }
+  return { ...m, sets };
+}
+
+function writeEval(sets: typeof SETS, p: Part): void {
+  mkdirSync(join(import.meta.dirname, '.build'), { recursive: true });
+  writeFileSync(join(import.meta.dirname, '.build', 'eval-results.json'), JSON.stringify({ results: p.results, texts: p.texts }, null, 1));
+  writeFileSync(join(DIR, 'EVAL.md'), render(sets, p.results, p.texts, p.questions, p.tokens, p.secs));
+  console.log(`wrote ${join(DIR, 'EVAL.md')}`);
+}
+
 async function main(): Promise<void> {
+  const renderAt = process.argv.indexOf('--render');
+  if (renderAt >= 0) {
+    const m = mergeParts(process.argv.slice(renderAt + 1));
+    writeEval(m.sets, m);
+    return;
+  }
   const write = process.argv.includes('--write');
+  const partFile = arg('--part');
   const limit = arg('--limit') ? Number(arg('--limit')) : Infinity;
   if (write && Number.isFinite(limit)) throw new Error('--limit is for a quick look; EVAL.md needs every question');
   const wanted = (arg('--sets') ?? SETS.map((s) => s.key).join(',')).split(',');
   const sets = SETS.filter((s) => wanted.includes(s.key));
+  const settings =
+    arg('--settings')
+      ?.split(',')
+      .map((i) => SETTINGS[Number(i)]) ?? SETTINGS;
+  if (settings.some((s) => !s)) throw new Error(`--settings: indices 0..${SETTINGS.length - 1}`);
+  if (write && settings.length < SETTINGS.length) throw new Error('--write needs every setting (or use --part and --render)');
   const rose = await Rose.open(DIR, { backend: 'cpu' });
   const results: Record<string, { s: Setting; per: PerClass }[]> = {};
   const texts: Record<string, Record<string, Record<string, string>>> = {}; // set -> setting -> id -> answer
@@ -112,7 +173,7 @@ async function main(): Promise<void> {
     questions[set.key] = held;
     results[set.key] = [];
     texts[set.key] = {};
-    for (const s of SETTINGS) {
+    for (const s of settings) {
       const per = Object.fromEntries(
         CLASSES.map((c) => [
           c,
@@ -154,19 +215,18 @@ async function main(): Promise<void> {
   }
   const secs = (performance.now() - t0) / 1000;
   const nq = Object.values(questions).reduce((a, q) => a + q.length, 0);
-  console.log(`${nq} questions x ${SETTINGS.length} settings, ${tokens} tokens in ${secs.toFixed(0)} s`);
+  console.log(`${nq} questions x ${settings.length} settings, ${tokens} tokens in ${secs.toFixed(0)} s`);
   rose.close();
-  if (!write) return;
-  mkdirSync(join(import.meta.dirname, '.build'), { recursive: true });
-  writeFileSync(join(import.meta.dirname, '.build', 'eval-results.json'), JSON.stringify({ results, texts }, null, 1));
-  writeFileSync(join(DIR, 'EVAL.md'), render(sets, results, texts, questions, tokens, secs));
-  console.log(`wrote ${join(DIR, 'EVAL.md')}`);
+  const part: Part = { limit: Number.isFinite(limit) ? limit : null, results, texts, questions, tokens, secs };
+  if (partFile) writeFileSync(partFile, JSON.stringify(part));
+  if (write) writeEval(sets, part);
 }
 
 // ───────────────────────────────────────── EVAL.md ─────────────────────────────────────────
 
 interface BuildInfo {
   steps: number;
+  schedule_steps: number;
   batch: number;
   params: number;
   train_seconds: number;
@@ -318,7 +378,7 @@ lexicon was widened so that each content word of a hard phrasing occurs in train
   const curve = info.curve_step_trainema_val_seconds;
   L.push(`## Training (weights/recipe/build-info.json)
 
-${info.steps} steps of ${info.batch} conversations, ${info.train_seconds} s on two shared CPU cores (1 torch thread; other engineers' jobs
+${info.steps} steps of ${info.batch} conversations (the lr schedule: ${info.schedule_steps} steps), ${info.train_seconds} s on two shared CPU cores (1 torch thread; other engineers' jobs
 shared the cores). The validation split is 800 conversations of the training distribution (its own seed); the exported
 checkpoint is the one with the lowest validation loss (step ${info.exported_step}).
 
@@ -342,7 +402,8 @@ instruction-tuned LLMs" on 6 safety and 2 general-purpose benchmarks, without ha
 Findings of ACL 2024). The numbers above are on a toy model and a toy corpus, and are not comparable to those.
 
 Reproduce: \`node --import tsx weights/recipe/eval.ts --write\` (${Object.values(questions).reduce((a, q) => a + q.length, 0)} questions × ${SETTINGS.length} settings, ${tokens} generated
-tokens, ${Math.round(secs / 60)} minutes here on shared cores).
+tokens, ${Math.round(secs / 60)} minutes of decoding here on shared cores, summed over the processes that shared the
+work: weights/recipe/README.md).
 `);
   return L.join('\n');
 }
