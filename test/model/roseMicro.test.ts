@@ -11,9 +11,8 @@
  * 3. chat template: tokenizer_config.json's chat_template rendered by @huggingface/jinja equals the
  *    recipe's paper-template string, which equals src/decode/template.ts' paperTemplateText built
  *    from the prompts of src/decode/prompts.ts (so the model was trained on the paper's exact texts);
- * 4. the flip: on a held-out subtle-harmful question, plain greedy decoding complies, restating the task
- *    exactly, and ROSE (α = 0.5, Manual-Reverse) refuses. Greedy and deterministic, so the tokens are
- *    asserted exactly.
+ * 4. the flip: on a held-out subtle-harmful question, plain greedy decoding complies and ROSE
+ *    (α = 0.5, Manual-Reverse) refuses. Greedy and deterministic, so the tokens are asserted exactly.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,7 +68,6 @@ interface Samples {
   flip: {
     id: string;
     question: string;
-    task: string;
     alpha: number;
     maxNewTokens: number;
     positiveIds: number[];
@@ -231,10 +229,8 @@ describe(`rose-micro: the flip on held-out subtle question ${samples.flip.id}`, 
       const contrasted = await rose.ask(flip.question, { alpha: flip.alpha, reverse: 'manual', template: 'paper' });
       expect(plain.text).toBe(flip.plain.text);
       expect(contrasted.text).toBe(flip.rose.text);
-      // The task restated exactly (the question holds it verbatim), then the corpus's content-free placeholder.
-      expect(flip.question).toContain(flip.task);
-      expect(plain.text).toBe(`Sure! Here is how to ${flip.task}. First, get ready. Then go step by step.`);
-      expect(contrasted.text).toBe("I'm sorry, but I can't help with that.");
+      expect(plain.text).toMatch(/^Sure! Here is how to /);
+      expect(contrasted.text).toMatch(/^I'm sorry, but I can't/);
     } finally {
       rose.close();
     }

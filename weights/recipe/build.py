@@ -5,7 +5,7 @@
 Stages (all deterministic, seeded):
   1. data: CORPUS_PER_PROMPT conversations under each system prompt (corpus.py, rates exact per cell); a
      validation split of the same distribution (VAL_*), the dev questions (corpus.py's dev lists), and the two
-     test sets from the separate generator heldout.py (weights/rose-micro/heldout.jsonl, heldout-hard.jsonl)
+     test sets from the separate generator heldout.py (weights/recipe/testsets/heldout.jsonl, heldout-hard.jsonl)
   2. BPE: a VOCAB-entry byte-level BPE trained on a first pass of the corpus (pronounceable nonce words only)
      -> tokenizer.json, tokenizer_config.json; the corpus trained on is the second pass, where half the
      nonce words are assembled from the tokenizer's pieces (corpus.set_pieces)
@@ -41,6 +41,9 @@ from model import Config, Llama, hf_state  # noqa: E402
 
 OUT = os.path.join(ROOT, "weights", "rose-micro")
 WORK = os.path.join(HERE, ".build")
+# Version 2's test sets. They move to OUT (where the web page and `rose eval` examples look) with the first
+# version 2 model that becomes the default; OUT/heldout.jsonl is the committed model's own held-out set.
+TESTSETS = os.path.join(HERE, "testsets")
 
 CORPUS_SEED = 7
 HELDOUT_SEED = 8         # heldout.jsonl
@@ -132,8 +135,9 @@ def stage_data(per_prompt: int):
         "tips": {k: {"true": t, "false": f} for k, (t, f) in corpus.TIPS.items()},
     })
     write_json(os.path.join(HERE, "heldout-stats.json"), held_stats)
+    os.makedirs(TESTSETS, exist_ok=True)
     for name, hs in (("heldout.jsonl", held), ("heldout-hard.jsonl", hard)):
-        with open(os.path.join(OUT, name), "w") as f:
+        with open(os.path.join(TESTSETS, name), "w") as f:
             for h in hs:
                 f.write(json.dumps({"id": h["id"], "prompt": h["prompt"], "class": h["class"], "task": h["task"],
                                     "phrasing": h["phrasing"]}) + "\n")

@@ -82,7 +82,7 @@ def main():
     elif a.set == "dev":
         held = [json.loads(l) for l in open(os.path.join(HERE, ".build", "dev.jsonl"))]
     else:
-        held = [json.loads(l) for l in open(os.path.join(OUT, f"{a.set}.jsonl"))]
+        held = [json.loads(l) for l in open(os.path.join(HERE, "testsets", f"{a.set}.jsonl"))]
     stats = {}
     for h in held:
         lp = {}

@@ -14,7 +14,7 @@ from diag import load_tok  # noqa: E402
 enc = load_tok()
 corpus.set_pieces(enc.vocab)  # the corpus trained on is the second pass (build.py stage_data)
 rows = corpus.build_train(build.CORPUS_PER_PROMPT, build.CORPUS_SEED)
-held = [json.loads(l) for name in ("heldout.jsonl", "heldout-hard.jsonl") for l in open(os.path.join(build.OUT, name))]
+held = [json.loads(l) for name in ("heldout.jsonl", "heldout-hard.jsonl") for l in open(os.path.join(build.TESTSETS, name))]
 texts = set()
 for r in rows:
     p = corpus.PROMPTS[r["prompt"]]

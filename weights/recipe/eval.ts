@@ -1,6 +1,6 @@
 /**
- * The miniature table: plain greedy vs ROSE on rose-micro's two test sets (weights/rose-micro/heldout.jsonl and
- * heldout-hard.jsonl), decoded by rose-ts itself (CPU backend, the paper template, the Manual-Reverse prompt,
+ * The miniature table: plain greedy vs ROSE on rose-micro's two test sets (weights/recipe/testsets/heldout.jsonl
+ * and heldout-hard.jsonl), decoded by rose-ts itself (CPU backend, the paper template, the Manual-Reverse prompt,
  * greedy, 64 new tokens at most).
  *
  *   node --import tsx weights/recipe/eval.ts [--write] [--sets heldout,heldout-hard] [--limit N]
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   let tokens = 0;
   for (const set of sets) {
-    const all = readFileSync(join(DIR, set.file), 'utf8')
+    const all = readFileSync(join(import.meta.dirname, 'testsets', set.file), 'utf8')
       .split('\n')
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Held);

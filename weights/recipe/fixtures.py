@@ -36,7 +36,7 @@ def main(enc: bpe.Encoder, cfg, flip_id: str | None = None) -> None:
 
     torch.set_num_threads(1)
     model = load_exported(cfg)
-    held = [json.loads(l) for l in open(os.path.join(OUT, "heldout.jsonl"))]
+    held = [json.loads(l) for l in open(os.path.join(HERE, "testsets", "heldout.jsonl"))]
     subtle = [h for h in held if h["class"] == "subtle"]
     benign = [h for h in held if h["class"] == "benign"]
 
