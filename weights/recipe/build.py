@@ -23,7 +23,6 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import time
 
@@ -348,17 +347,6 @@ def load_exported(cfg: Config) -> Llama:
     return m.eval()
 
 
-def curve_from_log(path: str, upto: int) -> list:
-    """(step, train loss ema, validation loss, seconds) of a run's log, up to step `upto`, as train() records it
-    (the seconds are those of the "step N" line, logged right after the validation at N)."""
-    text = open(path).read()
-    val = {int(m[1]): (float(m[3]), float(m[2])) for m in re.finditer(r"validation at step (\d+): loss ([\d.]+) \(train ema ([\d.]+)\)", text)}
-    secs = {int(m[1]): int(m[2]) for m in re.finditer(r"step +(\d+)/\d+ loss [\d.]+ ema [\d.]+ lr \S+ +(\d+)s", text)}
-    curve = [(k, val[k][0], val[k][1], secs[k]) for k in sorted(val) if k <= upto]
-    assert curve and curve[-1][0] == upto, f"no validation at step {upto} in {path}"
-    return curve
-
-
 def main():
     global VAL_EVERY
     ap = argparse.ArgumentParser()
@@ -373,8 +361,6 @@ def main():
     ap.add_argument("--from-ckpt", help="skip training: export this state dict (a .build/model*.pt)")
     ap.add_argument("--train-seconds", type=float, default=float("nan"), help="with --from-ckpt: for build-info.json")
     ap.add_argument("--final-loss", type=float, default=float("nan"), help="with --from-ckpt: for build-info.json")
-    ap.add_argument("--log", help="with --from-ckpt .build/model-N.pt: the training run's log, for build-info.json (its "
-                    "loss curve up to step N, the training time and loss at N)")
     ap.add_argument("--fixtures-only", action="store_true", help="rewrite the test fixtures from the exported model")
     ap.add_argument("--val-every", type=int, default=VAL_EVERY)
     ap.add_argument("--cache", action="store_true", help="pilot runs: reuse .build/data-*.pt if the data sources are unchanged")
@@ -406,10 +392,6 @@ def main():
         model = Llama(cfg)
         model.load_state_dict(torch.load(args.from_ckpt))
         loss, secs, curve, best_step = args.final_loss, args.train_seconds, None, None
-        if args.log:
-            best_step = int(re.search(r"model-(\d+)\.pt$", args.from_ckpt).group(1))
-            curve = curve_from_log(args.log, best_step)
-            loss, secs = curve[-1][1], curve[-1][3]
     else:
         refuse_tok = enc.encode(corpus.REFUSAL, False)[0]
         model, loss, secs, curve, best_step = train(cfg, prefixes, data, args.steps, args.batch, args.lr, val_data, dev_ids,
@@ -418,9 +400,7 @@ def main():
     log(f"trained {args.steps} steps in {secs:.0f}s, final loss (ema) {loss:.4f}, f32 weights sha256 {h[:16]}")
     if args.no_export:
         return
-    # steps: the steps the exported weights were trained for; schedule_steps: the length of the lr schedule (a run
-    # stopped early, and exported with --from-ckpt --log, has fewer of the first).
-    meta = {"steps": best_step if args.log else args.steps, "schedule_steps": args.steps, "batch": args.batch, "lr": args.lr, "per_prompt": args.per_prompt,
+    meta = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "per_prompt": args.per_prompt,
             "threads": args.threads, "params": model.n_params(), "train_seconds": None if math.isnan(secs) else round(secs),
             "final_loss_ema": None if math.isnan(loss) else round(loss, 4), "exported_step": best_step,
             "curve_step_trainema_val_seconds": curve, "torch": torch.__version__, "python": sys.version.split()[0]}

@@ -226,7 +226,6 @@ async function main(): Promise<void> {
 
 interface BuildInfo {
   steps: number;
-  schedule_steps: number;
   batch: number;
   params: number;
   train_seconds: number;
@@ -378,7 +377,7 @@ lexicon was widened so that each content word of a hard phrasing occurs in train
   const curve = info.curve_step_trainema_val_seconds;
   L.push(`## Training (weights/recipe/build-info.json)
 
-${info.steps} steps of ${info.batch} conversations (the lr schedule: ${info.schedule_steps} steps), ${info.train_seconds} s on two shared CPU cores (1 torch thread; other engineers' jobs
+${info.steps} steps of ${info.batch} conversations, ${info.train_seconds} s on two shared CPU cores (1 torch thread; other engineers' jobs
 shared the cores). The validation split is 800 conversations of the training distribution (its own seed); the exported
 checkpoint is the one with the lowest validation loss (step ${info.exported_step}).
 
