@@ -38,17 +38,13 @@ export type StageObserver = (stage: number | 'normed', x: Tensor) => void;
 /** Activation buffers for one (M, R) shape, reused across calls so decode steps allocate nothing. */
 interface Scratch {
   x: Tensor; // (M, D)      the residual stream
-  xn: Tensor; // (M, D)     normalised input of a sublayer
   q: Tensor; // (M, H·hd)
   k: Tensor; // (M, Hkv·hd)
   v: Tensor; // (M, Hkv·hd)
   att: Tensor; // (M, H·hd)
-  proj: Tensor; // (M, D)   attention or MLP output before the residual add
-  gate: Tensor; // (M, F)
-  up: Tensor; // (M, F)
-  act: Tensor; // (M, F)    silu(gate) ⊙ up (its own buffer: WebGPU forbids aliasing a written binding)
+  act: Tensor; // (M, F)    silu(gate) ⊙ up, the MLP's activation
   rows: Tensor; // (R, D)   positions whose logits are wanted
-  rowsNorm: Tensor; // (R, D)
+  rowsNorm: Tensor; // (R, D) their final norm, made only for an observer (the head reads rows through the norm)
   logits: Tensor; // (R, V)
   positions: Int32Array; // (B·T) host-side: rewritten each call, never reallocated
   lastRows: Int32Array; // (B)   index of each row's last token in (B·T)
@@ -118,37 +114,28 @@ export class Llama {
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const lw = w.layers[l];
       // --- attention sublayer ---
-      be.rmsnorm(s.xn, s.x, lw.inputNorm, c.rmsNormEps); // xn (M, D)
-      be.matmul(s.q, s.xn, lw.wq, lw.bq); // q (M, H·hd)
-      be.matmul(s.k, s.xn, lw.wk, lw.bk); // k (M, Hkv·hd)
-      be.matmul(s.v, s.xn, lw.wv, lw.bv); // v (M, Hkv·hd)
-      be.rope(s.q, cache.rope, positions, c.numAttentionHeads);
-      be.rope(s.k, cache.rope, positions, c.numKeyValueHeads);
-      be.kvWrite(cache.k[l], s.k, slot0); // k cache (B, S, Hkv, hd) gets slots slot0..slot0+T
-      be.kvWrite(cache.v[l], s.v, slot0);
+      be.normQkv(s.q, s.k, s.v, s.x, lw.inputNorm, c.rmsNormEps, lw.wqkv, lw.bqkv); // q, k, v of xn = rmsnorm(x): (M, H·hd), (M, Hkv·hd) ×2
+      be.ropeKvWrite(s.q, s.k, s.v, cache.k[l], cache.v[l], cache.rope, positions, slot0); // q, k rotated; k, v → cache slots slot0..slot0+T
       be.attention(s.att, s.q, cache.k[l], cache.v[l], cache.padLen, slot0); // att (M, H·hd)
-      be.matmul(s.proj, s.att, lw.wo, lw.bo); // proj (M, D)
-      be.addInPlace(s.x, s.proj); // x += attention(x)
+      be.matmulAdd(s.x, s.att, lw.wo, lw.bo); // x += att · woᵀ
       // --- MLP sublayer ---
-      be.rmsnorm(s.xn, s.x, lw.postAttnNorm, c.rmsNormEps); // xn (M, D)
-      be.matmul(s.gate, s.xn, lw.wGate, lw.bGate); // gate (M, F)
-      be.matmul(s.up, s.xn, lw.wUp, lw.bUp); // up (M, F)
-      be.swiglu(s.act, s.gate, s.up); // act (M, F) = silu(gate) ⊙ up
-      be.matmul(s.proj, s.act, lw.wDown, lw.bDown); // proj (M, D)
-      be.addInPlace(s.x, s.proj); // x += mlp(x)
+      be.normGateUpSwiglu(s.act, s.x, lw.postAttnNorm, c.rmsNormEps, lw.wGate, lw.wUp, lw.bGate, lw.bUp); // act (M, F) = silu(xn · wGateᵀ) ⊙ (xn · wUpᵀ)
+      be.matmulAdd(s.x, s.act, lw.wDown, lw.bDown); // x += act · wDownᵀ
       observe?.(l + 1, s.x);
     }
     cache.length += T;
 
     // --- head: only the positions whose logits are wanted ---
     let rows = s.x; // (R, D)
-    if (!allPositions) {
-      be.gatherRows(s.rows, s.x, s.lastRows);
+    if (!allPositions && T > 1) {
+      be.gatherRows(s.rows, s.x, s.lastRows); // with T = 1 each row's one token is already its last
       rows = s.rows;
     }
-    be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // (R, D)
-    observe?.('normed', s.rowsNorm);
-    be.matmul(s.logits, s.rowsNorm, w.lmHead); // logits (R, V)
+    be.normMatmul(s.logits, rows, w.finalNorm, c.rmsNormEps, w.lmHead); // logits (R, V) = rmsnorm(rows) · lm_headᵀ
+    if (observe) {
+      be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // (R, D) the final norm itself, for the observer only
+      observe('normed', s.rowsNorm);
+    }
     return s.logits;
   }
 
@@ -201,14 +188,10 @@ export class Llama {
       const kvDim = c.numKeyValueHeads * c.headDim;
       s = {
         x: be.alloc([M, c.hiddenSize]),
-        xn: be.alloc([M, c.hiddenSize]),
         q: be.alloc([M, qDim]),
         k: be.alloc([M, kvDim]),
         v: be.alloc([M, kvDim]),
         att: be.alloc([M, qDim]),
-        proj: be.alloc([M, c.hiddenSize]),
-        gate: be.alloc([M, c.intermediateSize]),
-        up: be.alloc([M, c.intermediateSize]),
         act: be.alloc([M, c.intermediateSize]),
         rows: be.alloc([R, c.hiddenSize]),
         rowsNorm: be.alloc([R, c.hiddenSize]),

@@ -11,11 +11,13 @@ import type { LlamaConfig } from './config.ts';
 
 export interface LayerWeights {
   inputNorm: Weight; // (D)
-  wq: Weight; // (H·hd, D)
+  wqkv: Weight; // (H·hd + 2·Hkv·hd, D) = [wq; wk; wv], stacked at load (Backend.uploadStacked)
+  wq: Weight; // (H·hd, D)      wq, wk, wv: wqkv's parts, views of its rows
   wk: Weight; // (Hkv·hd, D)
   wv: Weight; // (Hkv·hd, D)
   wo: Weight; // (D, H·hd)
-  bq?: Weight; // (H·hd)        attention_bias puts a bias on all four projections
+  bqkv?: Weight; // (H·hd + 2·Hkv·hd) = [bq; bk; bv]; attention_bias puts a bias on all four projections
+  bq?: Weight; // (H·hd)        bq, bk, bv: bqkv's parts
   bk?: Weight; // (Hkv·hd)
   bv?: Weight; // (Hkv·hd)
   bo?: Weight; // (D)
@@ -138,20 +140,38 @@ export function loadWeights(
     return w;
   };
   const opt = (name: string): Weight | undefined => (expected.has(name) ? get(name) : undefined);
+  /** Several tensors as one weight, rows stacked (the fused kernels read it through one binding). */
+  const stacked = (name: string, names: readonly string[]): Weight => {
+    const w = backend.uploadStacked(
+      name,
+      names.map((n) => source.read(n)),
+    );
+    done += names.length;
+    onTensor?.(done, total);
+    return w;
+  };
 
   const embed = get('model.embed_tokens.weight');
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.numHiddenLayers; l++) {
     const p = `model.layers.${l}.`;
+    const inputNorm = get(`${p}input_layernorm.weight`);
+    const qkv = (kind: 'weight' | 'bias') => ['q', 'k', 'v'].map((x) => `${p}self_attn.${x}_proj.${kind}`);
+    const wqkv = stacked(`${p}self_attn.qkv_proj.weight`, qkv('weight'));
+    const bqkv = c.attentionBias ? stacked(`${p}self_attn.qkv_proj.bias`, qkv('bias')) : undefined;
+    const [wq, wk, wv] = wqkv.parts!;
+    const [bq, bk, bv] = bqkv?.parts ?? [];
     layers.push({
-      inputNorm: get(`${p}input_layernorm.weight`),
-      wq: get(`${p}self_attn.q_proj.weight`),
-      wk: get(`${p}self_attn.k_proj.weight`),
-      wv: get(`${p}self_attn.v_proj.weight`),
+      inputNorm,
+      wqkv,
+      wq,
+      wk,
+      wv,
       wo: get(`${p}self_attn.o_proj.weight`),
-      bq: opt(`${p}self_attn.q_proj.bias`),
-      bk: opt(`${p}self_attn.k_proj.bias`),
-      bv: opt(`${p}self_attn.v_proj.bias`),
+      bqkv,
+      bq,
+      bk,
+      bv,
       bo: opt(`${p}self_attn.o_proj.bias`),
       postAttnNorm: get(`${p}post_attention_layernorm.weight`),
       wGate: get(`${p}mlp.gate_proj.weight`),
