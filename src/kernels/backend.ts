@@ -210,5 +210,8 @@ export function stackRows(
   return { dtype, shape: parts[0].shape.length ? [row, ...rest] : [row], bytes, starts };
 }
 
+/** n rounded up to a multiple of m: buffer sizes, alignments, uniform offsets. */
+export const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
+
 /** Bytes as GiB with one decimal, for the capacity errors. */
 export const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);

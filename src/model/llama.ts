@@ -10,8 +10,20 @@
  *
  * Shapes: B batch rows, T new tokens per row, M = B·T, D hidden, F intermediate, V vocab,
  * H query heads, Hkv key/value heads, hd head_dim, S cache capacity (slots).
+ *
+ * Each backend call below has its math on the line above it and the kernel file that implements it
+ * (src/kernels/<op>.ts: the CPU twin, the WGSL and the host wrapper side by side). The exact Hugging
+ * Face semantics this reproduces, and the tolerances and bugs the tests hold it to, are in
+ * docs/llama-semantics.md.
+ *
+ * Fused ops. A layer is six calls: a norm read through by the projections that follow it, RoPE with
+ * the KV-cache write, the residual adds in the epilogues of o_proj and down_proj. On WebGPU each is one
+ * dispatch in decode (a GPU step is bound by its dispatches, not its bytes); every fused op's v1 is
+ * the composition of the separate ops it stands for (kernels/composed.ts), which `--kernel unfused`
+ * brings back and the CPU backend always runs.
  */
 import type { Backend, Tensor } from '../kernels/backend.ts';
+import { KEEP_SCRATCH_MAX_ROWS } from '../kernels/scratch.ts';
 import { RoseError } from '../errors.ts';
 import type { LlamaConfig } from './config.ts';
 import { ropeInvFreq, ropeTable } from './rope.ts';
@@ -35,7 +47,16 @@ export interface KvCache {
  */
 export type StageObserver = (stage: number | 'normed', x: Tensor) => void;
 
-/** Activation buffers for one (M, R) shape, reused across calls so decode steps allocate nothing. */
+/** The call shape a Scratch serves: M = B·T token rows, R rows of logits, B batch rows (lastRows depends on B). */
+interface ScratchShape {
+  readonly M: number;
+  readonly R: number;
+  readonly B: number;
+}
+
+// The scratch-cache policy, KEEP_SCRATCH_MAX_ROWS, is shared with the fused ops' temporaries (kernels/scratch.ts).
+
+/** Activation buffers for one ScratchShape, reused across calls so decode steps allocate nothing. */
 interface Scratch {
   x: Tensor; // (M, D)      the residual stream
   q: Tensor; // (M, H·hd)
@@ -51,7 +72,8 @@ interface Scratch {
 }
 
 export class Llama {
-  private readonly scratch = new Map<string, Scratch>();
+  /** By shape, as `${M},${R},${B}` (a Map compares object keys by identity); see KEEP_SCRATCH_MAX_ROWS. */
+  private readonly scratch = new Map<string, { shape: ScratchShape; buffers: Scratch }>();
   private readonly invFreq: Float32Array;
 
   constructor(
@@ -103,24 +125,31 @@ export class Llama {
     this.checkCall(cache, tokens, T);
 
     const M = B * T;
-    const s = this.scratchFor(M, allPositions ? M : B, B);
+    const s = this.scratchFor({ M, R: allPositions ? M : B, B });
     const positions = s.positions; // (B, T) position of each token; pads get 0 (never read)
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) positions[b * T + t] = Math.max(0, slot0 + t - cache.padLen[b]);
     }
 
+    // x = embed[tokens]  (kernels/embedding.ts)
     be.embedding(s.x, w.embed, tokens); // x (M, D)
     observe?.(0, s.x);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const lw = w.layers[l];
       // --- attention sublayer ---
-      be.normQkv(s.q, s.k, s.v, s.x, lw.inputNorm, c.rmsNormEps, lw.wqkv, lw.bqkv); // q, k, v of xn = rmsnorm(x): (M, H·hd), (M, Hkv·hd) ×2
-      be.ropeKvWrite(s.q, s.k, s.v, cache.k[l], cache.v[l], cache.rope, positions, slot0); // q, k rotated; k, v → cache slots slot0..slot0+T
+      // q, k, v = xn·Wᵀ + b with xn = x / √(mean(x²) + ε) ⊙ w, per token; W = [Wq; Wk; Wv]  (kernels/normQkv.ts)
+      be.normQkv(s.q, s.k, s.v, s.x, lw.inputNorm, c.rmsNormEps, lw.wqkv, lw.bqkv); // q (M, H·hd), k, v (M, Hkv·hd)
+      // q, k = x·cos(pos·θ) + rotate_half(x)·sin(pos·θ) per head; K[b, slot0 + t] = k[b, t], V likewise  (kernels/ropeKvWrite.ts)
+      be.ropeKvWrite(s.q, s.k, s.v, cache.k[l], cache.v[l], cache.rope, positions, slot0); // q, k in place; caches (B, S, Hkv, hd)
+      // att = softmax(q·Kᵀ/√hd)·V over the row's real slots ≤ its own; head h reads kv head ⌊h/(H/Hkv)⌋  (kernels/attention.ts)
       be.attention(s.att, s.q, cache.k[l], cache.v[l], cache.padLen, slot0); // att (M, H·hd)
-      be.matmulAdd(s.x, s.att, lw.wo, lw.bo); // x += att · woᵀ
+      // x = x + att·Woᵀ + bo  (kernels/matmulAdd.ts)
+      be.matmulAdd(s.x, s.att, lw.wo, lw.bo); // x (M, D) += attention(x)
       // --- MLP sublayer ---
-      be.normGateUpSwiglu(s.act, s.x, lw.postAttnNorm, c.rmsNormEps, lw.wGate, lw.wUp, lw.bGate, lw.bUp); // act (M, F) = silu(xn · wGateᵀ) ⊙ (xn · wUpᵀ)
-      be.matmulAdd(s.x, s.act, lw.wDown, lw.bDown); // x += act · wDownᵀ
+      // act = silu(xn·W_gateᵀ + b) ⊙ (xn·W_upᵀ + b), xn = x / √(mean(x²) + ε) ⊙ w  (kernels/normGateUpSwiglu.ts)
+      be.normGateUpSwiglu(s.act, s.x, lw.postAttnNorm, c.rmsNormEps, lw.wGate, lw.wUp, lw.bGate, lw.bUp); // act (M, F)
+      // x = x + act·W_downᵀ + b_down  (kernels/matmulAdd.ts)
+      be.matmulAdd(s.x, s.act, lw.wDown, lw.bDown); // x (M, D) += mlp(x)
       observe?.(l + 1, s.x);
     }
     cache.length += T;
@@ -128,12 +157,15 @@ export class Llama {
     // --- head: only the positions whose logits are wanted ---
     let rows = s.x; // (R, D)
     if (!allPositions && T > 1) {
-      be.gatherRows(s.rows, s.x, s.lastRows); // with T = 1 each row's one token is already its last
+      // rows[b] = x[b·T + T − 1], each row's last token (with T = 1 every token is its row's last)  (kernels/gatherRows.ts)
+      be.gatherRows(s.rows, s.x, s.lastRows); // rows (B, D)
       rows = s.rows;
     }
-    be.normMatmul(s.logits, rows, w.finalNorm, c.rmsNormEps, w.lmHead); // logits (R, V) = rmsnorm(rows) · lm_headᵀ
+    // logits = rowsNorm·W_headᵀ, rowsNorm = rows / √(mean(rows²) + ε) ⊙ w  (kernels/normMatmul.ts)
+    be.normMatmul(s.logits, rows, w.finalNorm, c.rmsNormEps, w.lmHead); // logits (R, V)
     if (observe) {
-      be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // (R, D) the final norm itself, for the observer only
+      // rowsNorm itself, for an observer only: the head above reads the rows through the norm  (kernels/rmsnorm.ts)
+      be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // rowsNorm (R, D)
       observe('normed', s.rowsNorm);
     }
     return s.logits;
@@ -178,10 +210,12 @@ export class Llama {
     }
   }
 
-  private scratchFor(M: number, R: number, B: number): Scratch {
-    const key = `${M}x${R}x${B}`; // B too: lastRows depends on it
-    let s = this.scratch.get(key);
+  private scratchFor(shape: ScratchShape): Scratch {
+    const { M, R, B } = shape;
+    const key = `${M},${R},${B}`;
+    let s = this.scratch.get(key)?.buffers;
     if (!s) {
+      this.freePrefillScratch();
       const c = this.config;
       const be = this.backend;
       const qDim = c.numAttentionHeads * c.headDim;
@@ -199,15 +233,17 @@ export class Llama {
         positions: new Int32Array(M),
         lastRows: Int32Array.from({ length: B }, (_, b) => ((b + 1) * M) / B - 1),
       };
-      // A prefill's shapes are used once: free the previous large scratch rather than keep every size.
-      for (const [k, old] of this.scratch) {
-        if (Number(k.split('x')[0]) > 8) {
-          for (const v of Object.values(old)) if (!(v instanceof Int32Array)) be.free(v);
-          this.scratch.delete(k);
-        }
-      }
-      this.scratch.set(key, s);
+      this.scratch.set(key, { shape, buffers: s });
     }
     return s;
+  }
+
+  /** Frees the buffers of every shape over KEEP_SCRATCH_MAX_ROWS rows: a prefill's, used once. */
+  private freePrefillScratch(): void {
+    for (const [key, { shape, buffers }] of this.scratch) {
+      if (shape.M <= KEEP_SCRATCH_MAX_ROWS) continue;
+      for (const v of Object.values(buffers)) if (!(v instanceof Int32Array)) this.backend.free(v);
+      this.scratch.delete(key);
+    }
   }
 }
