@@ -7,6 +7,9 @@
  * the page runs every transformers fixture (window.roseWeb.runChecks, web/rose-web.ts):
  *   - ROSE α = 0.5 greedy decoded by the library's own loop through the KV cache on tiny-gqa-bf16-tied:
  *     exact tokens;
+ *   - on the other fixtures, the first steps of α = 0 decoded through the KV cache on transformers'
+ *     tokens (one forward of the batch of two a step: the fused decode kernels, as the decoded run
+ *     above uses them), logits within 1e-4;
  *   - the runs α ∈ {0, 0.5, 1} replayed in one left-padded batch (all prompts followed by each run's
  *     tokens, every position's logits): the prefill of the batch of two at every real position, every
  *     step's logits and scores within 1e-4, and at every step the fused WGSL decision's argmax equal
@@ -50,6 +53,11 @@ const ALPHAS = [0, 0.5, 1];
  * decoded run is the budget: SwiftShader's decode matvec costs ~0.4 s a step on these 2 cores.
  */
 const DECODED = { fixture: 'tiny-gqa-bf16-tied', alpha: 0.5 };
+/**
+ * Steps of α = 0 decoded through the KV cache on each other fixture (step 0 is the prefill's, then one
+ * decode step each): the fused decode kernels in f32 and f16 (with biases), beside the decoded run's bf16.
+ */
+const CACHED_STEPS = 3;
 
 /** --enable-unsafe-webgpu is the one that matters (see above); the rest keep Chromium off the network. */
 const CHROMIUM_ARGS = [
@@ -123,6 +131,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
         return {
           checkpoint: `fixtures/${name}/`,
           rows: [fx.ref.rows[fx.ref.pos_row].tokens, fx.ref.rows[fx.ref.rev_row].tokens],
+          cachedSteps: name === DECODED.fixture ? 0 : CACHED_STEPS,
           runs: ALPHAS.map((alpha) => {
             const run = fx.ref.rose.runs.find((r) => r.alpha === alpha)!;
             const decoded = name === DECODED.fixture && alpha === DECODED.alpha; // the library decodes it; the rest replay transformers' tokens
@@ -159,6 +168,19 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
       expect(measured[`prefill row ${b}`], `prefill row ${b}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
       for (let t = 0; t < want.shape[0]; t++) {
         expect(argmax(have, t * V, (t + 1) * V), `prefill row ${b}: argmax at position ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
+      }
+    }
+
+    // The decode path through the KV cache (fused kernels): α = 0's first steps on transformers' tokens.
+    if (name !== DECODED.fixture) {
+      const ref = fx.ref.rose.runs.find((r) => r.alpha === ALPHAS[0])!;
+      for (const [k, have, want] of [
+        ['cached decode logits pos', got.cached.pos, fx.tensor(ref.tensors.logits_pos).data],
+        ['cached decode logits rev', got.cached.rev, fx.tensor(ref.tensors.logits_rev).data],
+      ] as const) {
+        expect(have.length, k).toBe(CACHED_STEPS * V);
+        measured[k] = maxAbsDiff(Float32Array.from(have), want.subarray(0, have.length));
+        expect(measured[k], `${k}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
       }
     }
 
