@@ -9,6 +9,7 @@
  * arithmetic (rope.ts: the same two products and a sum per element) and kvWrite's addressing.
  */
 import type { Backend, Tensor } from './backend.ts';
+import { ROTATE_PAIR_WGSL } from './rope.ts';
 import type { GpuContext, GpuTensor } from './webgpu/context.ts';
 import { uniforms } from './webgpu/uniforms.ts';
 import { wgslKernel } from './webgpu/wgsl.ts';
@@ -49,7 +50,7 @@ export const ropeKvWriteKernel = wgslKernel({
   access: 'wwrwwrr',
   workgroupSize: WG,
   code: () => /* wgsl */ `
-${params.wgsl}
+${params.wgsl}${ROTATE_PAIR_WGSL}
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;  // (M, H·hd), in place
 @group(0) @binding(2) var<storage, read_write> k: array<f32>;  // (M, Hkv·hd), in place
 @group(0) @binding(3) var<storage, read> v: array<f32>;        // (M, Hkv·hd)
@@ -80,22 +81,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s = table[t + half];
   if (h < p.H) { // a q head: rotate in place
     let off = (m * p.H + h) * p.hd + i;
-    let a = q[off];
-    let b = q[off + half];
-    q[off] = a * c - b * s;
-    q[off + half] = b * c + a * s;
+    let r = rotatePair(q[off], q[off + half], c, s);
+    q[off] = r.x;
+    q[off + half] = r.y;
     return;
   }
   let off = (m * p.Hkv + h - p.H) * p.hd + i; // a k head: rotate, keep, cache
-  let a = k[off];
-  let b = k[off + half];
-  let ra = a * c - b * s;
-  let rb = b * c + a * s;
-  k[off] = ra;
-  k[off + half] = rb;
+  let r = rotatePair(k[off], k[off + half], c, s);
+  k[off] = r.x;
+  k[off + half] = r.y;
   let dst = slot + (h - p.H) * p.hd + i;
-  kc[dst] = ra;
-  kc[dst + half] = rb;
+  kc[dst] = r.x;
+  kc[dst + half] = r.y;
 }`,
 });
 
