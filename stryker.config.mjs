@@ -18,11 +18,12 @@ import { readdirSync, readFileSync } from 'node:fs';
  * and the host wrappers below that line answer to the WebGPU tests, which the mutation runs leave out.
  * A kernel file without that line is an error here, never silently mutated whole.
  */
-function cpuSideOfKernels(dir, notKernels) {
+function cpuSideOfKernels(dir, notKernels, noWebGpu) {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.ts') && !notKernels.includes(f))
     .sort()
     .map((f) => {
+      if (noWebGpu.includes(f)) return `${dir}/${f}`; // all of it is CPU-side
       const lines = readFileSync(`${dir}/${f}`, 'utf8').split('\n');
       const marker = lines.findIndex((l) => l.startsWith('// --- WebGPU ---'));
       if (marker < 1) throw new Error(`stryker.config.mjs: ${dir}/${f} has no "// --- WebGPU ---" line to end its CPU part at`);
@@ -42,9 +43,15 @@ const ALL_CPU_TESTS = [
 /**
  * The CPU side of every kernel file. Not kernels: backend.ts is the interface (types and numel),
  * select.ts picks a backend, registry.ts and variantBackend.ts choose and dispatch variants
- * (test/kernels/registry.test.ts).
+ * (test/kernels/registry.test.ts), composed.ts lists the fused ops' compositions and scratch.ts keeps
+ * their temporaries. matmulAdd.ts has no WebGPU part (its fused kernels are matmul.ts's): all of it
+ * is its composition.
  */
-const KERNELS = cpuSideOfKernels('src/kernels', ['backend.ts', 'select.ts', 'registry.ts', 'variantBackend.ts']);
+const KERNELS = cpuSideOfKernels(
+  'src/kernels',
+  ['backend.ts', 'select.ts', 'registry.ts', 'variantBackend.ts', 'composed.ts', 'scratch.ts'],
+  ['matmulAdd.ts'],
+);
 
 const GROUPS = {
   // The decode loop and the samplers: the decode tests, the f64 decode-feature references included.

@@ -1,5 +1,5 @@
 """Writes .build/corpus-ids.jsonl: every string of the training corpus (each full conversation and
-its prompt part) and every held-out prompt under both system prompts, with the recipe encoder's ids.
+its prompt part) and every question of both test sets under both system prompts, with the recipe encoder's ids.
 check_tokenizer.ts then compares them with @huggingface/tokenizers."""
 import json
 import os
@@ -12,8 +12,9 @@ import corpus  # noqa: E402
 from diag import load_tok  # noqa: E402
 
 enc = load_tok()
+corpus.set_pieces(enc.vocab)  # the corpus trained on is the second pass (build.py stage_data)
 rows = corpus.build_train(build.CORPUS_PER_PROMPT, build.CORPUS_SEED)
-held = [json.loads(l) for l in open(os.path.join(build.OUT, "heldout.jsonl"))]
+held = [json.loads(l) for name in ("heldout.jsonl", "heldout-hard.jsonl") for l in open(os.path.join(build.TESTSETS, name))]
 texts = set()
 for r in rows:
     p = corpus.PROMPTS[r["prompt"]]

@@ -171,6 +171,15 @@ class Llama(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def config_from_state(sd: dict) -> Config:
+    """The Config of a Llama state dict (heads of dim 32, as the recipe builds them)."""
+    vocab, hidden = sd["embed_tokens.weight"].shape
+    layers = len({k.split(".")[1] for k in sd if k.startswith("layers.")})
+    return Config(vocab_size=vocab, hidden_size=hidden, intermediate_size=sd["layers.0.gate_proj.weight"].shape[0],
+                  num_hidden_layers=layers, num_attention_heads=sd["layers.0.q_proj.weight"].shape[0] // 32,
+                  num_key_value_heads=sd["layers.0.k_proj.weight"].shape[0] // 32, head_dim=32)
+
+
 # HF tensor names <-> module parameters
 def hf_state(model: Llama) -> dict[str, torch.Tensor]:
     out = {"model.embed_tokens.weight": model.embed_tokens.weight, "model.norm.weight": model.norm.weight}

@@ -19,7 +19,7 @@
 import { totalmem } from 'node:os';
 import { RoseError } from '../../errors.ts';
 import type { Backend, DType, HostWeight, Tensor, Weight } from '../backend.ts';
-import { gib, numel } from '../backend.ts';
+import { gib, numel, stackRows } from '../backend.ts';
 import { describeChoice, type KernelChoice } from '../registry.ts';
 import { VariantBackend } from '../variantBackend.ts';
 import { widenToF32 } from './dtype.ts';
@@ -42,6 +42,8 @@ export class CpuWeight implements Weight {
     readonly shape: readonly number[],
     readonly dtype: Weight['dtype'],
     readonly data: Float32Array,
+    /** A stacked weight's parts: subarrays of `data` (Weight.parts). */
+    readonly parts?: readonly CpuWeight[],
   ) {}
 }
 
@@ -113,6 +115,18 @@ export class CpuBackend extends VariantBackend<CpuBackend> implements Backend {
   uploadWeight(hw: HostWeight): Weight {
     const data = widenToF32(hw.dtype, hw.bytes);
     return new CpuWeight(hw.name, hw.shape, hw.dtype, this.pool ? toShared(data) : data);
+  }
+  /** One f32 array for the stack; each part is a subarray of it (the pool's workers see the same memory). */
+  uploadStacked(name: string, hosts: readonly HostWeight[]): Weight {
+    const stacked = stackRows(name, hosts);
+    const whole = this.uploadWeight({ name, ...stacked }) as CpuWeight;
+    const rowLength = numel(stacked.shape.slice(1));
+    const parts = hosts.map((h, i) => {
+      const rows = h.shape.length ? h.shape[0] : 1;
+      const data = whole.data.subarray(stacked.starts[i] * rowLength, (stacked.starts[i] + rows) * rowLength);
+      return new CpuWeight(h.name, h.shape, h.dtype, data);
+    });
+    return new CpuWeight(name, stacked.shape, stacked.dtype, whole.data, parts);
   }
   alloc(shape: readonly number[]): Tensor {
     const n = numel(shape);

@@ -9,6 +9,7 @@ import type { OpName, OpVariants } from '../registry.ts';
 import type { RunnableVariant, VariantTable } from '../variantBackend.ts';
 import { addInPlaceCpu } from '../addInPlace.ts';
 import { attentionCpu } from '../attention.ts';
+import { composed } from '../composed.ts';
 import { contrastSoftmaxCpu } from '../contrastSoftmax.ts';
 import { embeddingCpu } from '../embedding.ts';
 import { gatherRowsCpu } from '../gatherRows.ts';
@@ -85,4 +86,10 @@ export const cpuVariants: VariantTable<CpuBackend> = {
     'f64 log-softmax of every row, then z, the mask and the softmax',
     async (_be, probs, logits, params): Promise<ContrastResult> => contrastSoftmaxCpu(t(probs), t(logits), last(logits), params),
   ),
+  // The fused ops: the composition of the ops above (composed.ts), as on every backend.
+  normQkv: only(composed.normQkv.summary, composed.normQkv.run),
+  ropeKvWrite: only(composed.ropeKvWrite.summary, composed.ropeKvWrite.run),
+  matmulAdd: only(composed.matmulAdd.summary, composed.matmulAdd.run),
+  normGateUpSwiglu: only(composed.normGateUpSwiglu.summary, composed.normGateUpSwiglu.run),
+  normMatmul: only(composed.normMatmul.summary, composed.normMatmul.run),
 };
