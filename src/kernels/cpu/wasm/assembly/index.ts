@@ -1,0 +1,3 @@
+/** The kernels of the WebAssembly SIMD tier: the module's exports (see ../README or ../module.ts). */
+export { matvecF32, matvecBf16, matvecF16, matmulTiledF32, matmulTiledBf16, matmulTiledF16 } from './matmul';
+export { streamSum } from './stream';
