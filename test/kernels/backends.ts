@@ -1,11 +1,13 @@
 /**
- * The backends every kernel test runs on: the CPU reference, and WebGPU when an adapter can be had.
+ * The backends every kernel test runs on: the CPU reference (the TypeScript tier), the CPU's
+ * WebAssembly SIMD tier (Node ≥ 20 always has it), and WebGPU when an adapter can be had.
  *
  * In CI (CI=true) a missing WebGPU adapter is a failure: the GPU kernels would silently go untested.
  * Elsewhere it is a loud warning on stderr and the WebGPU cases are skipped.
  */
 import type { Backend } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { WasmCpuBackend } from '../../src/kernels/cpu/wasm/backend.ts';
 import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/kernels/webgpu/backend.ts';
 
 let described = false;
@@ -30,8 +32,9 @@ export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<
   }
 }
 
-/** [cpu, webgpu] — or [cpu] alone outside CI when no adapter is available. */
+/** [cpu, cpu wasm, webgpu] — without webgpu outside CI when no adapter is available. */
 export async function backendsUnderTest(): Promise<Backend[]> {
   const gpu = await webGpuUnderTest();
-  return gpu ? [new CpuBackend(), gpu] : [new CpuBackend()];
+  const cpus = [new CpuBackend(), new WasmCpuBackend()];
+  return gpu ? [...cpus, gpu] : cpus;
 }
