@@ -4,6 +4,8 @@
  */
 import type { Backend } from './backend.ts';
 import { CpuBackend } from './cpu/backend.ts';
+import { WasmCpuBackend } from './cpu/wasm/backend.ts';
+import { wasmSimdUnsupported } from './cpu/wasm/module.ts';
 import { RoseError } from '../errors.ts';
 
 export type BackendKind = 'cpu' | 'webgpu' | 'auto';
@@ -12,6 +14,19 @@ export const backendKinds: readonly BackendKind[] = ['cpu', 'webgpu', 'auto'];
 export interface BackendOptions {
   /** CPU matmul threads (the calling thread included); default 1. Used by `cpu`, and by `auto` when it falls back. */
   threads?: number;
+  /**
+   * Which CPU tier: 'wasm' (WebAssembly SIMD kernels, weights in their stored dtype), 'ts' (the
+   * TypeScript kernels, weights widened to f32), or 'auto' (default): wasm wherever this engine runs
+   * WebAssembly SIMD with shared memory (Node ≥ 20, cross-origin-isolated browsers), else ts.
+   */
+  cpuTier?: 'wasm' | 'ts' | 'auto';
+}
+
+/** The CPU backend of the chosen tier (see BackendOptions.cpuTier). */
+export function openCpuBackend(opts: BackendOptions = {}): CpuBackend {
+  const tier = opts.cpuTier ?? 'auto';
+  if (tier === 'wasm' || (tier === 'auto' && wasmSimdUnsupported() === null)) return new WasmCpuBackend({ threads: opts.threads });
+  return new CpuBackend({ threads: opts.threads });
 }
 
 export async function openBackend(
@@ -19,7 +34,7 @@ export async function openBackend(
   warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
   opts: BackendOptions = {},
 ): Promise<Backend> {
-  const cpu = () => new CpuBackend({ threads: opts.threads });
+  const cpu = () => openCpuBackend(opts);
   if (kind === 'cpu') return cpu();
   try {
     const { WebGpuBackend } = await import('./webgpu/backend.ts');

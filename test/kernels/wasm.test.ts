@@ -28,6 +28,7 @@ import { Arena, WASM32_MAX_BYTES } from '../../src/kernels/cpu/wasm/arena.ts';
 import { WasmCpuBackend, type WasmWeight } from '../../src/kernels/cpu/wasm/backend.ts';
 import { kernelModule, MATMUL_EXPORTS, matmulExportIndex } from '../../src/kernels/cpu/wasm/module.ts';
 import { matmulCpu } from '../../src/kernels/matmul.ts';
+import { openBackend, openCpuBackend } from '../../src/kernels/select.ts';
 import { parseLlamaConfig } from '../../src/model/config.ts';
 import { expectedTensors } from '../../src/model/weights.ts';
 import { maxAbsDiff } from '../helpers/fixtures.ts';
@@ -363,6 +364,20 @@ describe('the WebAssembly backend', () => {
     }
     // The TypeScript tier widens to f32 and refuses the same checkpoint on any machine under 40 GiB.
     expect(() => new CpuBackend().checkCapacity(sizes('bf16'))).toThrow(/29\.9 GiB once widened to f32/);
+  });
+
+  it('is the CPU default where WebAssembly SIMD runs (Node ≥ 20); cpuTier ts keeps the TypeScript tier', async () => {
+    const auto = await openBackend('cpu');
+    const ts = openCpuBackend({ cpuTier: 'ts' });
+    try {
+      expect(auto).toBeInstanceOf(WasmCpuBackend);
+      expect(auto.description).toMatch(/WebAssembly SIMD/);
+      expect(ts).not.toBeInstanceOf(WasmCpuBackend);
+      expect(ts.description).toMatch(/TypeScript/);
+    } finally {
+      auto.destroy();
+      ts.destroy();
+    }
   });
 
   it('refuses bad options with a RoseError', () => {
