@@ -17,6 +17,7 @@
 import type { Backend, Tensor, Weight } from '../../src/kernels/backend.ts';
 import { CpuBackend, type CpuTensor, type CpuWeight } from '../../src/kernels/cpu/backend.ts';
 import { matmulKernels, type MatmulVariant } from '../../src/kernels/cpu/matmulFast.ts';
+import { WasmCpuBackend } from '../../src/kernels/cpu/wasm/backend.ts';
 import type { LlamaWeights } from '../../src/model/weights.ts';
 import type { BenchModel } from './model.ts';
 import { matmulShapes } from './model.ts';
@@ -127,7 +128,9 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
     return xOf.get(key)!;
   };
 
-  const cpuVariants: (MatmulVariant | 'auto')[] = be instanceof CpuBackend && opts.variants ? ['auto', 1, 2, 3] : ['auto'];
+  // The TypeScript tier's variants can be forced here; the WebAssembly tier runs its own choice ('auto').
+  const cpuVariants: (MatmulVariant | 'auto')[] =
+    be instanceof CpuBackend && !(be instanceof WasmCpuBackend) && opts.variants ? ['auto', 1, 2, 3] : ['auto'];
   const matmulWith = (variant: MatmulVariant | 'auto', out: Tensor, xt: Tensor, wt: Weight, M: number): void => {
     if (variant === 'auto' || !(be instanceof CpuBackend)) {
       be.matmul(out, xt, wt);
