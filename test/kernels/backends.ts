@@ -38,3 +38,6 @@ export async function backendsUnderTest(): Promise<Backend[]> {
   const cpus = [new CpuBackend(), new WasmCpuBackend()];
   return gpu ? [...cpus, gpu] : cpus;
 }
+
+/** A backend's name in test titles and reports: the CPU's two tiers are told apart. */
+export const backendLabel = (be: Backend): string => (be instanceof WasmCpuBackend ? 'cpu-wasm' : be.name);
