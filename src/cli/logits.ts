@@ -4,6 +4,7 @@ import type { BackendKind } from '../kernels/select.ts';
 import { openBackend } from '../kernels/select.ts';
 import { loadLlama } from '../model/load.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
+import { HiddenStateCapture, type LayerRange } from '../oracle/hiddenStates.ts';
 
 export interface LogitsOptions {
   model: string;
@@ -11,6 +12,9 @@ export interface LogitsOptions {
   backend: BackendKind;
   out: string;
   threads?: number;
+  /** Also write hidden.<row>.<k> and normed.<row> (src/oracle/hiddenStates.ts); `layers` implies it. */
+  hiddenStates?: boolean;
+  layers?: LayerRange;
 }
 
 export async function logitsCommand(opts: LogitsOptions): Promise<string> {
@@ -19,15 +23,22 @@ export async function logitsCommand(opts: LogitsOptions): Promise<string> {
     const model = loadLlama(opts.model, backend);
     const V = model.config.vocabSize;
     const start = performance.now();
+    const capture =
+      opts.hiddenStates || opts.layers ? new HiddenStateCapture(backend, model.config.numHiddenLayers, opts.layers) : undefined;
     const cache = model.newKvCache(opts.ids.length, Math.max(...opts.ids.map((r) => r.length)));
-    const { T, logits } = model.prefill(cache, opts.ids, true);
+    const { T, logits } = model.prefill(cache, opts.ids, true, capture?.observe);
     const all = await backend.read(logits); // (B·T, V), rows left-padded to T
     const seconds = (performance.now() - start) / 1000;
     const tensors = opts.ids.map((row, b) => {
       const real = all.slice((b * T + T - row.length) * V, (b + 1) * T * V); // (T_row, V)
       return { name: `logits.${b}`, dtype: 'F32' as const, shape: [row.length, V], data: new Uint8Array(real.buffer) };
     });
-    writeSafetensors(opts.out, tensors, { producer: 'rose-ts', backend: backend.description });
+    const hidden = capture ? await capture.tensors(opts.ids, T) : [];
+    writeSafetensors(opts.out, [...tensors, ...hidden], {
+      producer: 'rose-ts',
+      backend: backend.description,
+      rows: JSON.stringify(opts.ids),
+    });
     const lastArgmax = tensors.map((t, b) => {
       const real = new Float32Array(t.data.buffer);
       const lastRow = real.subarray((opts.ids[b].length - 1) * V);
@@ -35,7 +46,7 @@ export async function logitsCommand(opts: LogitsOptions): Promise<string> {
       for (let v = 1; v < V; v++) if (lastRow[v] > lastRow[best]) best = v;
       return best;
     });
-    return `rose logits: ${opts.ids.length} row(s) of ${opts.ids.map((r) => r.length).join(', ')} tokens × vocab ${V} → ${opts.out} in ${seconds.toFixed(3)} s on ${backend.description}; last-position argmax ${lastArgmax.join(', ')}`;
+    return `rose logits: ${opts.ids.length} row(s) of ${opts.ids.map((r) => r.length).join(', ')} tokens × vocab ${V} → ${opts.out} in ${seconds.toFixed(3)} s on ${backend.description}; last-position argmax ${lastArgmax.join(', ')}${capture ? `; hidden states ${capture.describe()}` : ''}`;
   } finally {
     backend.destroy();
   }

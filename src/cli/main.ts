@@ -10,6 +10,9 @@ import { TEMPLATE_MODES } from '../decode/template.ts';
 import { evalCommand } from './eval.ts';
 import { generateCommand } from './generate.ts';
 import { logitsCommand } from './logits.ts';
+import { diffCommand } from './diff.ts';
+import { PRECISIONS } from '../oracle/tolerance.ts';
+import type { LayerRange } from '../oracle/hiddenStates.ts';
 import { registerPull } from './pull.ts';
 
 /** The embedded default checkpoint (weights/rose-micro, trained by weights/recipe), used when --model is not given. */
@@ -34,6 +37,28 @@ export function parseIds(value: string, previous: number[][] = []): number[][] {
   return [...previous, ids.map(Number)];
 }
 
+/** "a..b" (inclusive), "a..", "..b" or "k" → a LayerRange; the upper end defaults to the last layer. */
+export function parseLayers(value: string): LayerRange {
+  const m = /^(\d*)(\.\.)?(\d*)$/.exec(value.replace(/\s+/g, ''));
+  // "a..b", "a..", "..b" (at least one end), or a bare "k"
+  const ok = m !== null && (m[2] ? m[1] !== '' || m[3] !== '' : m[1] !== '' && m[3] === '');
+  if (!m || !ok) throw new InvalidArgumentError(`"${value}" is not a layer range (expected a..b, a.., ..b or k, e.g. 0..2)`);
+  const single = !m[2];
+  const from = m[1] === '' ? 0 : Number(m[1]);
+  const to = single ? from : m[3] === '' ? Number.POSITIVE_INFINITY : Number(m[3]);
+  if (to < from) throw new InvalidArgumentError(`layer range "${value}" ends before it starts`);
+  return { from, to };
+}
+
+/** "17,1000" → [17, 1000]: the shape of a raw f32 dump, positions first. */
+export function parseShape(value: string): number[] {
+  const dims = value.split(',').map((s) => s.trim());
+  if (!dims.every((d) => /^\d+$/.test(d) && Number(d) > 0)) {
+    throw new InvalidArgumentError(`"${value}" is not a shape (expected comma-separated positive integers, e.g. 17,1000)`);
+  }
+  return dims.map(Number);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const program = new Command()
@@ -51,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--backend <kind>', 'compute backend').choices(backendKinds).default('cpu'))
     .requiredOption('--out <file>', 'output .safetensors: one F32 tensor logits.<row> of shape [T_row, vocab] per row')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .option('--hidden-states', 'also write hidden.<row>.<k> [T_row, hidden] (k = 0 embeddings … L) and normed.<row> (final norm)')
+    .option('--layers <a..b>', 'only hidden.<row>.<k> for a ≤ k ≤ b (normed.<row> when b = L); implies --hidden-states', parseLayers)
     .action(async (opts) => {
       process.stdout.write(`${await logitsCommand(opts)}\n`);
     });
@@ -116,6 +143,34 @@ export async function main(argv: string[]): Promise<number> {
   registerPull(program);
 
   let exitCode = 0;
+  // `rose diff` exits 1 for "the numbers differ"; any failure of its own (unusable input) must not
+  // read as a verdict, so its errors exit 2.
+  let failureCode = 1;
+  program
+    .command('diff')
+    .description("compare another backend's dump with the reference: the first layer and position where they part")
+    .argument('<REF>', 'the reference: rose logits output (.safetensors), a .npy, a raw f32 file, or a folder of them')
+    .argument('<OTHER>', 'the dump to check, in any of the same formats; tensors pair by name')
+    .addOption(
+      new Option('--tol <x>', 'tolerance on max |Δ| (default 1e-4, as --expect f32)')
+        .argParser(number('--tol', (v) => v >= 0, 'a number ≥ 0'))
+        .conflicts('expect'),
+    )
+    .addOption(
+      new Option('--expect <precision>', "set the tolerance from the measured noise floor of OTHER's compute precision").choices(
+        PRECISIONS,
+      ),
+    )
+    .option('--shape <T,V>', 'shape of raw f32 files (default: that of the tensor they are compared with)', parseShape)
+    .option('--tensor <name>', 'the tensor a single-file REF or OTHER is compared with (default: the one named like the file)')
+    .option('--json', 'print one JSON object with every tensor and position')
+    .action((ref: string, other: string, opts) => {
+      failureCode = 2;
+      const outcome = diffCommand(ref, other, opts);
+      process.stdout.write(`${outcome.text}\n`);
+      exitCode = outcome.exitCode;
+    });
+
   program
     .command('eval')
     .description('plain vs ROSE on every prompt of a JSONL file ({"id", "prompt", ...}); resumable, one fsynced line per prompt')
@@ -157,6 +212,6 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     if (debug) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    return 1;
+    return failureCode;
   }
 }

@@ -28,6 +28,13 @@ export interface KvCache {
   length: number; // slots filled so far, the same for every row
 }
 
+/**
+ * Sees the residual stream x (M, D) after the embedding (stage 0) and after each layer (1..L), then
+ * the final-norm output (R, D) ('normed'), at the moment each is made. It must copy what it keeps:
+ * the next op overwrites x. `rose logits --hidden-states` uses it (src/oracle/hiddenStates.ts).
+ */
+export type StageObserver = (stage: number | 'normed', x: Tensor) => void;
+
 /** Activation buffers for one (M, R) shape, reused across calls so decode steps allocate nothing. */
 interface Scratch {
   x: Tensor; // (M, D)      the residual stream
@@ -89,8 +96,9 @@ export class Llama {
    * Runs T new tokens for every row and returns logits (R, V): R = B·T rows (every position,
    * pads included as zeros-in/garbage-out) when `allPositions`, else R = B (each row's last token).
    * The returned tensor is scratch: it is overwritten by the next call of the same shape.
+   * `observe`, when given, sees the residual stream after each stage (see StageObserver).
    */
-  forward(cache: KvCache, tokens: Int32Array /* (B, T) */, allPositions = false): Tensor {
+  forward(cache: KvCache, tokens: Int32Array /* (B, T) */, allPositions = false, observe?: StageObserver): Tensor {
     const c = this.config;
     const { backend: be, weights: w } = this;
     const B = cache.batch;
@@ -106,6 +114,7 @@ export class Llama {
     }
 
     be.embedding(s.x, w.embed, tokens); // x (M, D)
+    observe?.(0, s.x);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const lw = w.layers[l];
       // --- attention sublayer ---
@@ -127,6 +136,7 @@ export class Llama {
       be.swiglu(s.act, s.gate, s.up); // act (M, F) = silu(gate) ⊙ up
       be.matmul(s.proj, s.act, lw.wDown, lw.bDown); // proj (M, D)
       be.addInPlace(s.x, s.proj); // x += mlp(x)
+      observe?.(l + 1, s.x);
     }
     cache.length += T;
 
@@ -137,6 +147,7 @@ export class Llama {
       rows = s.rows;
     }
     be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // (R, D)
+    observe?.('normed', s.rowsNorm);
     be.matmul(s.logits, s.rowsNorm, w.lmHead); // logits (R, V)
     return s.logits;
   }
@@ -145,7 +156,12 @@ export class Llama {
    * Prefill: left-pads the rows to a common length, fixes each row's pad count in the cache, and runs
    * them. Returns the padded length (Tmax) and the logits of `forward`.
    */
-  prefill(cache: KvCache, rows: readonly (readonly number[])[], allPositions = false): { T: number; logits: Tensor } {
+  prefill(
+    cache: KvCache,
+    rows: readonly (readonly number[])[],
+    allPositions = false,
+    observe?: StageObserver,
+  ): { T: number; logits: Tensor } {
     if (rows.length !== cache.batch) throw new RoseError('INPUT', `prefill got ${rows.length} rows for a cache of batch ${cache.batch}`);
     if (cache.length !== 0) throw new RoseError('INPUT', 'prefill needs an empty KV cache', 'make a new cache with newKvCache()');
     const T = Math.max(...rows.map((r) => r.length));
@@ -155,7 +171,7 @@ export class Llama {
       cache.padLen[b] = T - r.length;
       tokens.set(r, b * T + T - r.length);
     });
-    return { T, logits: this.forward(cache, tokens, allPositions) };
+    return { T, logits: this.forward(cache, tokens, allPositions, observe) };
   }
 
   private checkCall(cache: KvCache, tokens: Int32Array, T: number): void {
