@@ -18,7 +18,9 @@ export interface LogitsOptions {
 }
 
 export async function logitsCommand(opts: LogitsOptions): Promise<string> {
-  const backend = await openBackend(opts.backend, undefined, { threads: opts.threads });
+  // The oracle keeps the CPU's TypeScript tier: f64 sums, bit-identical to v1 on any thread count, the
+  // most accurate reference rose-ts has (the WebAssembly tier sums in f32 lanes).
+  const backend = await openBackend(opts.backend, undefined, { threads: opts.threads, cpuTier: 'ts' });
   try {
     const model = loadLlama(opts.model, backend);
     const V = model.config.vocabSize;
