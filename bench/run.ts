@@ -7,7 +7,8 @@
  *
  * Options: --quick, --machine NAME (default: the sanitised hostname), --threads N (CPU threads for
  * the multi-threaded runs; default os.availableParallelism()), --no-webgpu, --webgpu-dtypes f32,bf16,
- * --out DIR (default bench/results).
+ * --out DIR (default bench/results), --only OP[=N] (one op, or one variant of it: every registered
+ * variant of OP on each backend, then the tables on stdout; nothing else runs and no file is written).
  *
  * Output: <out>/<machine>-<date>.json (one entry per backend configuration: backend, adapter,
  * rose_over_plain_step_ratio, matvec_fraction_of_stream_bandwidth, dispatches_per_step,
@@ -28,9 +29,9 @@ import { openBackend } from '../src/kernels/select.ts';
 import { runContrast } from './lib/contrast.ts';
 import { runDecode, type DecodeOptions } from './lib/decode.ts';
 import { measureDispatch } from './lib/dispatch.ts';
-import { runKernelSuite, type KernelOptions } from './lib/kernels.ts';
+import { parseOnly, runKernelSuite, type KernelOptions } from './lib/kernels.ts';
 import { buildSmolLM2, loadFixtureModel, type BenchModel } from './lib/model.ts';
-import { toMarkdown, type BackendEntry, type Results } from './lib/report.ts';
+import { kernelSections, toMarkdown, type BackendEntry, type Results } from './lib/report.ts';
 import { measureSimdStream } from './lib/simdStream.ts';
 import { measureStream } from './lib/stream.ts';
 import { gc, log, round } from './lib/timing.ts';
@@ -48,6 +49,7 @@ const maxThreads = Number(option('threads') ?? availableParallelism());
 const withWebGpu = !flag('no-webgpu');
 const gpuDtypes = (option('webgpu-dtypes') ?? 'f32,bf16').split(',').filter((d) => d === 'f32' || d === 'bf16') as ('f32' | 'bf16')[];
 const outDir = option('out') ?? join(import.meta.dirname, 'results');
+const only = parseOnly(option('only'));
 const FIXTURE = 'tiny-gqa-bf16-tied';
 
 const started = new Date();
@@ -55,12 +57,23 @@ const date = started.toISOString().slice(0, 10);
 const t0 = performance.now();
 
 // --- settings: what each run costs ------------------------------------------------------------------
+// Every registered variant of every op is timed (forced) beside the automatic choice. WebGPU on a
+// software adapter: not in the decode sweep, where the reference kernel (v1) would take minutes.
 const cpuKernel: Omit<KernelOptions, 'log'> = quick
-  ? { iterations: 5, ctx: 32, prefillM: 16, variants: true }
-  : { iterations: 3, ctx: 256, prefillM: 64, variants: true };
+  ? { iterations: 5, ctx: 32, prefillM: 16, variants: true, only }
+  : { iterations: 3, ctx: 256, prefillM: 64, variants: true, only };
 const gpuKernel: Omit<KernelOptions, 'log'> = quick
-  ? { iterations: 3, ctx: 32, prefillM: 16, variants: false }
-  : { iterations: 2, ctx: 256, prefillM: 64, variants: false, roles: ['q_proj', 'gate_proj', 'down_proj', 'lm_head'], rotateLayers: 4 };
+  ? { iterations: 3, ctx: 32, prefillM: 16, variants: true, sweepVariants: false, only }
+  : {
+      iterations: 2,
+      ctx: 256,
+      prefillM: 64,
+      variants: true,
+      sweepVariants: false,
+      roles: ['q_proj', 'gate_proj', 'down_proj', 'lm_head'],
+      rotateLayers: 4,
+      only,
+    };
 const cpuDecode: Omit<DecodeOptions, 'log'> = quick
   ? { prefillTokens: 16, prefillRuns: 2, promptTokens: 8, rounds: 6, warmupRounds: 1, profileSteps: 2 }
   : { prefillTokens: 64, prefillRuns: 2, promptTokens: 32, rounds: 8, warmupRounds: 1, profileSteps: 3 };
@@ -95,6 +108,43 @@ const settle = async () => {
 
 const lg = (s: string) => log(`[bench ${((performance.now() - t0) / 1000).toFixed(0)}s] ${s}`);
 
+const modelFor = (be: Backend, dtype: 'f32' | 'bf16'): BenchModel => (quick ? loadFixtureModel(be, FIXTURE) : buildSmolLM2(be, dtype));
+const threadCounts = [...new Set([1, maxThreads])];
+
+// --- --only OP[=N]: that op's kernels alone, printed ---------------------------------------------------
+if (only) {
+  lg(`--only ${only.op}${only.variant === undefined ? '' : `=${only.variant}`}: the kernel figures alone, no results file`);
+  const entries: BackendEntry[] = [];
+  for (const threads of threadCounts) {
+    const be = new CpuBackend({ threads });
+    try {
+      const bm = modelFor(be, 'f32');
+      const e = entryFrom(be, bm, quick ? 'bf16 (fixture, widened to f32)' : 'f32', threads, null);
+      const k = await runKernelSuite(bm, { ...cpuKernel, log: lg });
+      Object.assign(e.detail, { kernels: k.figures, sweeps: k.sweeps });
+      entries.push(e);
+    } finally {
+      be.destroy();
+      await settle();
+    }
+  }
+  if (withWebGpu) {
+    const be = await openBackend('webgpu', () => {});
+    try {
+      const dtype = gpuDtypes[0] ?? 'f32';
+      const bm = modelFor(be, dtype);
+      const e = entryFrom(be, bm, quick ? 'bf16 (fixture)' : dtype, null, null);
+      const k = await runKernelSuite(bm, { ...gpuKernel, log: lg });
+      Object.assign(e.detail, { kernels: k.figures, sweeps: k.sweeps, syncMs: k.syncMs });
+      entries.push(e);
+    } finally {
+      be.destroy();
+    }
+  }
+  process.stdout.write(`${kernelSections(entries).join('\n')}\n`);
+  process.exit(0);
+}
+
 // --- 1. stream bandwidth, 2. dispatch cost ------------------------------------------------------------
 lg(`machine ${machine}, ${cpus()[0]?.model ?? 'cpu'}, ${availableParallelism()} cores${quick ? ', QUICK' : ''}`);
 const stream = await measureStream(quick ? 128 : 1024, quick ? 3 : 5, maxThreads);
@@ -109,7 +159,6 @@ lg(
 const streamFor = (threads: number) =>
   threads === 1 ? simdStream.singleThreadGBps : threads === simdStream.threads ? simdStream.allThreadsGBps : null;
 
-const modelFor = (be: Backend, dtype: 'f32' | 'bf16'): BenchModel => (quick ? loadFixtureModel(be, FIXTURE) : buildSmolLM2(be, dtype));
 const probeConfig = quick ? loadFixtureModel(new CpuBackend(), FIXTURE).model.config : null;
 const layers = quick ? probeConfig!.numHiddenLayers : 30;
 const dispatch = await measureDispatch(maxThreads, 7 * layers + 1, quick ? 500 : 2000);
@@ -162,7 +211,6 @@ function finish(e: BackendEntry): void {
 }
 
 // --- 3. CPU -------------------------------------------------------------------------------------------
-const threadCounts = [...new Set([1, maxThreads])];
 for (const threads of threadCounts) {
   lg(`CPU, ${threads} thread(s): building the model`);
   const be = new CpuBackend({ threads });

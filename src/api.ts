@@ -7,25 +7,60 @@
  *
  * Everything here is glue over the layers below: model/ (checkpoint, tokenizer, forward pass) and
  * decode/ (prompts, templates, the ROSE loop).
+ *
+ * It runs in a browser too (the teaching page, web/): there, Rose.open takes a set of files (urlFiles,
+ * blobFiles) instead of a folder path, and nothing touches node:*.
  */
+import { fileURLToPath } from 'node:url';
 import { RoseError } from './errors.ts';
 import type { Backend } from './kernels/backend.ts';
 import { CpuBackend } from './kernels/cpu/backend.ts';
-import { openBackend, type BackendKind } from './kernels/select.ts';
-import { loadLlama } from './model/load.ts';
+import type { KernelChoice } from './kernels/registry.ts';
+import { openBackend, summarizeBackend, type BackendKind, type BackendSummary } from './kernels/select.ts';
+import { loadLlamaConfig, loadLlamaConfigFrom, type LlamaConfig } from './model/config.ts';
+import type { CheckpointFiles } from './model/files.ts';
+import { loadLlama, loadLlamaFrom } from './model/load.ts';
 import type { Llama } from './model/llama.ts';
-import { checkTokenizerFitsModel, loadTokenizer, StreamDecoder, type RoseTokenizer } from './model/tokenizer.ts';
+import { SafetensorsCheckpoint } from './model/safetensors.ts';
+import { checkTokenizerFitsModel, loadTokenizer, loadTokenizerFrom, StreamDecoder, type RoseTokenizer } from './model/tokenizer.ts';
+import { plannedWeights } from './model/weights.ts';
 import { resolvePositivePrompt, resolveReversePrompt, type ResolvedPrompt } from './decode/prompts.ts';
 import { roseDecode, type RoseOptions, type RoseResult, type TraceStep } from './decode/rose.ts';
 import { applyTemplate, type TemplateMode } from './decode/template.ts';
+import { traceStepToJson, traceToJson, type TracedStep, type TraceJson } from './decode/trace.ts';
+
+export type { BackendKind, BackendSummary } from './kernels/select.ts';
+export type { AdapterSummary } from './kernels/webgpu/device.ts';
+export { RoseError, type RoseErrorCode } from './errors.ts';
+export { TRACE_FORMAT, traceToJson, type TraceJson, type TracedStep, type TracedEntry } from './decode/trace.ts';
+export { blobFiles, urlFiles, type CheckpointFiles, type NamedBlob, type ReadProgress } from './model/files.ts';
+export type { LlamaConfig } from './model/config.ts';
+export type { ResolvedPrompt } from './decode/prompts.ts';
+export { degenerateContrastWarning } from './decode/rose.ts';
+export type { TemplateMode } from './decode/template.ts';
+export type { RoseResult, SamplingOptions, TraceStep, TopEntry } from './decode/rose.ts';
+
+const inNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/**
+ * The embedded default checkpoint, rose-micro (weights/rose-micro, trained by weights/recipe/).
+ * A browser has no folder paths: the page serves these files at a URL instead ('' there).
+ */
+export const ROSE_MICRO_DIR: string = inNode ? fileURLToPath(new URL(['..', 'weights', 'rose-micro'].join('/'), import.meta.url)) : '';
+// (The path is joined at run time because bundlers rewrite new URL('<literal>', import.meta.url) into an asset.)
 
 export interface OpenOptions {
+  /** 'auto' (default): a real GPU adapter when there is one, else the CPU. 'webgpu' also takes software adapters. */
   backend?: BackendKind;
-  /** CPU matmul threads (CPU backend, or the `auto` fallback). Default 1. */
+  /** CPU matmul threads (CPU backend, or `auto` when it picks the CPU). Default 1. */
   threads?: number;
+  /** Forced kernel variants by op, e.g. { matmul: 3 } (src/kernels/registry.ts); default: each op's automatic choice. */
+  kernels?: KernelChoice;
   onProgress?: (done: number, total: number) => void;
-  /** Where backend warnings go (the `auto` fallback). Default: stderr. */
+  /** Where backend warnings go (a fault that `auto` falls back from). Default: stderr. */
   warn?: (line: string) => void;
+  /** Why `auto` did not pick a GPU, and such details; default: nowhere. */
+  note?: (line: string) => void;
 }
 
 export interface AskOptions extends Omit<RoseOptions, 'alphas' | 'stopIds'> {
@@ -41,7 +76,52 @@ export interface AskOptions extends Omit<RoseOptions, 'alphas' | 'stopIds'> {
   plain?: boolean;
   /** Extra stop ids beyond the model's end-of-turn ids. */
   extraStopIds?: readonly number[];
+  /** Stops the decoding at the next step (it rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
+
+/** A question turned into model input: one row per prompt, positive first, with the exact text of each. */
+export interface PreparedPrompts {
+  /** Token ids of each row: [positive, reverse 1, …]. */
+  rows: number[][];
+  /** The text each row was tokenized from (template applied). */
+  texts: string[];
+  positive: ResolvedPrompt;
+  reverse: ResolvedPrompt[];
+  notes: string[];
+}
+
+/** The rows for a question: the positive prompt first, then each reverse prompt (none with `plain`). */
+export function preparePrompts(tok: RoseTokenizer, question: string, opts: AskOptions = {}): PreparedPrompts {
+  const positive = resolvePositivePrompt(opts.positive ?? 'default');
+  const reverseKinds = opts.plain ? [] : Array.isArray(opts.reverse) ? opts.reverse : [opts.reverse ?? 'manual'];
+  const reverse = reverseKinds.map((k) => resolveReversePrompt(k, { positive: positive.text }));
+  const mode = opts.template ?? 'paper';
+  const templated = [positive, ...reverse].map((p) => applyTemplate(tok, mode, p.text, question));
+  const notes = [...new Set(templated.map((t) => t.note).filter((n): n is string => !!n))];
+  return { rows: templated.map((t) => t.ids), texts: templated.map((t) => t.text), positive, reverse, notes };
+}
+
+/** The tokenizer of a checkpoint folder, checked against its config.json; RoseError('INPUT') when it has none. */
+export async function openTokenizer(dir: string): Promise<RoseTokenizer> {
+  const config = loadLlamaConfig(dir);
+  const tok = await loadTokenizer(dir);
+  if (!tok) throw noTokenizer();
+  checkTokenizerFitsModel(tok, config);
+  return tok;
+}
+
+/** What the model would see for a question, without loading any weights (`rose tokenize`). */
+export async function tokenize(dir: string, question: string, opts: AskOptions = {}): Promise<PreparedPrompts> {
+  return preparePrompts(await openTokenizer(dir), question, opts);
+}
+
+const noTokenizer = () =>
+  new RoseError(
+    'INPUT',
+    'this checkpoint has no tokenizer.json, so it cannot take text',
+    'pass token ids instead: rose generate --ids … --reverse-ids …',
+  );
 
 export interface StreamPiece {
   step: number;
@@ -60,20 +140,49 @@ export interface Answer extends RoseResult {
 }
 
 export class Rose {
+  private closed = false;
+
   private constructor(
     private llama: Llama,
     readonly tokenizer: RoseTokenizer | null,
-    private readonly dir: string,
+    private readonly source: string | CheckpointFiles,
     private readonly opts: OpenOptions,
   ) {}
 
-  static async open(dir: string, opts: OpenOptions = {}): Promise<Rose> {
-    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads });
+  /** Opens a checkpoint: a folder path (Node), or a set of files (a folder picked in a browser, a URL: files.ts). */
+  static async open(source: string | CheckpointFiles, opts: OpenOptions = {}): Promise<Rose> {
+    if (typeof source !== 'string') return Rose.openFiles(source, opts);
+    const dir = source;
+    // The cheap checks first (config, safetensors headers, tokenizer): a typo in the folder is reported
+    // at once, not after a GPU has been started.
+    const config = loadLlamaConfig(dir);
+    SafetensorsCheckpoint.open(dir).close();
+    const tokenizer = await loadTokenizer(dir);
+    if (tokenizer) checkTokenizerFitsModel(tokenizer, config);
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, kernels: opts.kernels, note: opts.note });
     try {
       const model = loadLlama(dir, backend, { onProgress: opts.onProgress });
-      const tokenizer = await loadTokenizer(dir);
-      if (tokenizer) checkTokenizerFitsModel(tokenizer, model.config);
       return new Rose(model, tokenizer, dir, opts);
+    } catch (e) {
+      backend.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * The same from a set of files. The weights are read whole into memory (files.ts), so the model is
+   * first checked against the backend's memory from config.json alone: a model too big for the device
+   * is refused before any weight is downloaded.
+   */
+  private static async openFiles(files: CheckpointFiles, opts: OpenOptions): Promise<Rose> {
+    const config = await loadLlamaConfigFrom(files);
+    const tokenizer = await loadTokenizerFrom(files);
+    if (tokenizer) checkTokenizerFitsModel(tokenizer, config);
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, kernels: opts.kernels, note: opts.note });
+    try {
+      backend.checkCapacity(plannedWeights(config));
+      const model = await loadLlamaFrom(files, backend, { onProgress: opts.onProgress });
+      return new Rose(model, tokenizer, files, opts);
     } catch (e) {
       backend.destroy();
       throw e;
@@ -83,34 +192,54 @@ export class Rose {
   get model(): Llama {
     return this.llama;
   }
+  get config(): LlamaConfig {
+    return this.llama.config;
+  }
+  /** The number of parameters (a tied head counted once). */
+  get parameters(): number {
+    return plannedWeights(this.config).reduce((n, w) => n + w.elements, 0);
+  }
   get backend(): Backend {
     return this.llama.backend;
   }
 
+  /** The backend in a few words ('cpu (1 thread)', 'webgpu (llvmpipe, software)') and its adapter in full. */
+  get backendSummary(): BackendSummary {
+    return summarizeBackend(this.backend);
+  }
+
+  /** Frees the backend. A decoding still running stops at its next step with an error; it never falls back. */
   close(): void {
+    this.closed = true;
     this.backend.destroy();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new RoseError('INPUT', 'this Rose session is closed', 'open a new one with Rose.open()');
   }
 
   /**
    * With `--backend auto`, a WebGPU fault (a lost device, a kernel that fails) moves the session to
    * the CPU backend, loudly, instead of failing the request. Any other backend choice fails as asked.
    */
-  private fallBackToCpu(error: unknown): boolean {
+  private async fallBackToCpu(error: unknown): Promise<boolean> {
     if (
+      this.closed || // closing destroys the device on purpose (Ctrl-C in rose eval): that is no device loss
       (this.opts.backend ?? 'auto') !== 'auto' ||
       this.backend.name !== 'webgpu' ||
       !(error instanceof RoseError) ||
       error.code !== 'BACKEND'
     )
       return false;
-    const warn = this.opts.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const warn = this.opts.warn ?? ((line: string) => (inNode ? process.stderr.write(`${line}\n`) : console.warn(line)));
     warn(`rose: WARNING: ${error.message}; falling back to the CPU backend and running this request again there`);
     try {
       this.backend.destroy();
     } catch {
       // the device is already gone
     }
-    this.llama = loadLlama(this.dir, new CpuBackend({ threads: this.opts.threads }));
+    const cpu = new CpuBackend({ threads: this.opts.threads, kernels: this.opts.kernels });
+    this.llama = typeof this.source === 'string' ? loadLlama(this.source, cpu) : await loadLlamaFrom(this.source, cpu);
     return true;
   }
 
@@ -121,24 +250,32 @@ export class Rose {
   }
 
   /** The token rows for a question: the positive prompt first, then each reverse prompt. */
-  prepare(
-    question: string,
-    opts: AskOptions = {},
-  ): { rows: number[][]; positive: ResolvedPrompt; reverse: ResolvedPrompt[]; notes: string[] } {
-    const tok = this.tokenizer;
-    if (!tok)
-      throw new RoseError(
-        'INPUT',
-        'this checkpoint has no tokenizer.json, so it cannot take text',
-        'pass token ids instead: rose generate --ids … --reverse-ids …',
-      );
-    const positive = resolvePositivePrompt(opts.positive ?? 'default');
-    const reverseKinds = opts.plain ? [] : Array.isArray(opts.reverse) ? opts.reverse : [opts.reverse ?? 'manual'];
-    const reverse = reverseKinds.map((k) => resolveReversePrompt(k, { positive: positive.text }));
-    const mode = opts.template ?? 'paper';
-    const templated = [positive, ...reverse].map((p) => applyTemplate(tok, mode, p.text, question));
-    const notes = [...new Set(templated.map((t) => t.note).filter((n): n is string => !!n))];
-    return { rows: templated.map((t) => t.ids), positive, reverse, notes };
+  prepare(question: string, opts: AskOptions = {}): PreparedPrompts {
+    if (!this.tokenizer) throw noTokenizer();
+    return preparePrompts(this.tokenizer, question, opts);
+  }
+
+  /** The text of one token id (decoded on its own, special tokens shown), or null without a tokenizer. */
+  tokenText(id: number): string | null {
+    return this.tokenizer ? this.tokenizer.decode([id], { skipSpecialTokens: false, cleanUpTokenizationSpaces: false }) : null;
+  }
+
+  /** An answer asked with `trace`, as the JSON that `rose generate --trace` writes (decode/trace.ts). */
+  traceJson(answer: Answer, opts: Pick<AskOptions, 'alpha' | 'beta'> = {}): TraceJson {
+    const alpha = opts.alpha ?? 0.5;
+    return traceToJson(answer, {
+      alphas: typeof alpha === 'number' ? answer.prompts.reverse.map(() => alpha) : [...alpha],
+      beta: opts.beta,
+      reverse: answer.prompts.reverse.map((r) => r.label),
+      promptTokens: answer.promptTokens,
+      text: answer.text,
+      tokenText: (id) => this.tokenText(id),
+    });
+  }
+
+  /** One step of a traced answer (StreamPiece.trace) as JSON: the same shape as each step of traceJson. */
+  traceStep(step: TraceStep): TracedStep {
+    return traceStepToJson(step, (id) => this.tokenText(id));
   }
 
   /** Streams the answer to a question, token by token, with text. */
@@ -154,6 +291,7 @@ export class Rose {
     opts: AskOptions = {},
     prompts?: Answer['prompts'],
   ): AsyncGenerator<StreamPiece, Answer> {
+    this.checkOpen();
     const emitted: number[] = [];
     for (;;) {
       try {
@@ -177,7 +315,7 @@ export class Rose {
           yield r.value;
         }
       } catch (e) {
-        if (!this.fallBackToCpu(e)) throw e;
+        if (!(await this.fallBackToCpu(e))) throw e;
       }
     }
   }
@@ -197,6 +335,8 @@ export class Rose {
     const it = roseDecode(this.model, positiveIds, rev, { ...opts, alphas, stopIds: this.stopIds(opts.extraStopIds) });
     let text = '';
     for (;;) {
+      opts.signal?.throwIfAborted();
+      this.checkOpen(); // a session closed mid-answer (rose eval's Ctrl-C) stops here, on any backend
       const r = await it.next();
       if (r.done) {
         const tail = decoder?.flush() ?? '';

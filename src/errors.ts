@@ -8,6 +8,7 @@ export type RoseErrorCode =
   | 'DTYPE' // a tensor's dtype is not one we compute with (F32, F16, BF16)
   | 'CONFIG' // config.json is missing, malformed, or contradicts itself
   | 'CHECKPOINT' // a tensor is missing, or its shape disagrees with config.json
+  | 'USAGE' // the command line itself is wrong: an unknown or malformed option, options that conflict (exit 2)
   | 'INPUT' // token ids, lengths or options the user gave are invalid
   | 'LIMIT' // a hard limit (context length, device memory) would be exceeded
   | 'BACKEND' // the compute backend failed or is unavailable

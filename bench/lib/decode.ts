@@ -14,6 +14,7 @@
  */
 import type { Backend, ContrastParams, Tensor } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { OPS } from '../../src/kernels/registry.ts';
 import type { KvCache } from '../../src/model/llama.ts';
 import type { BenchModel } from './model.ts';
 import { gc, interleaved, median, round } from './timing.ts';
@@ -45,19 +46,6 @@ export interface OpProfile {
   plainMs: number;
   roseMs: number;
 }
-
-const OPS = [
-  'embedding',
-  'rmsnorm',
-  'matmul',
-  'rope',
-  'kvWrite',
-  'attention',
-  'swiglu',
-  'addInPlace',
-  'gatherRows',
-  'contrastSoftmax',
-] as const;
 
 /** Runs `step` `steps` times with every op of `be` wrapped in a timer; returns ms per step per op. */
 async function profileOps(be: Backend, steps: number, step: () => Promise<void>): Promise<Map<string, number>> {

@@ -175,47 +175,10 @@ export function toMarkdown(r: Results): string {
   );
   out.push('');
 
-  const cpuSweeps = r.backends.filter((b) => b.available && b.detail.sweeps?.length);
-  if (cpuSweeps.length) {
-    out.push('## Decode matvec sweep: every matmul of one step (all layers + lm_head), by variant and threads');
-    out.push('');
-    out.push(
-      table(
-        ['backend', 'dtype', 'threads', 'M', 'variant', 'ms (median)', 'GB/s (best)', 'GFLOP/s (best)', '÷ stream'],
-        cpuSweeps.flatMap((b) =>
-          b.detail.sweeps!.map((s) => [
-            b.backend,
-            b.dtype,
-            s.threads ?? '—',
-            s.M,
-            s.variant,
-            f(s.ms),
-            f(s.gbps),
-            f(s.gflops),
-            b.stream_reference_gbps ? f(s.gbps / b.stream_reference_gbps) : '—',
-          ]),
-        ),
-      ),
-    );
-    out.push('');
-  }
-
-  for (const b of r.backends) {
-    if (!b.available || !b.detail.kernels?.length) continue;
-    out.push(
-      `## Kernels: ${b.backend}${b.threads ? `, ${b.threads} thread(s)` : ''}, ${b.dtype}${b.detail.syncMs ? ` (read-back sync of ${f(b.detail.syncMs)} ms subtracted)` : ''}`,
-    );
-    out.push('');
-    out.push(
-      table(
-        ['kernel', 'shape', 'variant', 'ms (median)', 'ms (best)', 'GFLOP/s', 'GB/s'],
-        b.detail.kernels.map((k) => [k.kernel, k.shape, k.variant, f(k.ms), f(k.bestMs), f(k.gflops), f(k.gbps)]),
-      ),
-    );
-    out.push('');
-  }
+  out.push(...kernelSections(r.backends));
 
   const contrasts = r.backends.filter((b) => b.available && b.detail.contrast);
+
   if (contrasts.length) {
     out.push('## Fused contrast + softmax against separate passes (B = 2)');
     out.push('');
@@ -253,4 +216,50 @@ export function toMarkdown(r: Results): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** The matvec sweeps and per-kernel tables of every backend (also printed alone by `npm run bench -- --only op`). */
+export function kernelSections(backends: readonly BackendEntry[]): string[] {
+  const out: string[] = [];
+  const cpuSweeps = backends.filter((b) => b.available && b.detail.sweeps?.length);
+  if (cpuSweeps.length) {
+    out.push('## Decode matvec sweep: every matmul of one step (all layers + lm_head), by variant and threads');
+    out.push('');
+    out.push(
+      table(
+        ['backend', 'dtype', 'threads', 'M', 'variant', 'ms (median)', 'GB/s (best)', 'GFLOP/s (best)', '÷ stream'],
+        cpuSweeps.flatMap((b) =>
+          b.detail.sweeps!.map((s) => [
+            b.backend,
+            b.dtype,
+            s.threads ?? '—',
+            s.M,
+            s.variant,
+            f(s.ms),
+            f(s.gbps),
+            f(s.gflops),
+            b.stream_reference_gbps ? f(s.gbps / b.stream_reference_gbps) : '—',
+          ]),
+        ),
+      ),
+    );
+    out.push('');
+  }
+
+  for (const b of backends) {
+    if (!b.available || !b.detail.kernels?.length) continue;
+    out.push(
+      `## Kernels: ${b.backend}${b.threads ? `, ${b.threads} thread(s)` : ''}, ${b.dtype}${b.detail.syncMs ? ` (read-back sync of ${f(b.detail.syncMs)} ms subtracted)` : ''}`,
+    );
+    out.push('');
+    out.push(
+      table(
+        ['kernel', 'shape', 'variant', 'ms (median)', 'ms (best)', 'GFLOP/s', 'GB/s'],
+        b.detail.kernels.map((k) => [k.kernel, k.shape, k.variant, f(k.ms), f(k.bestMs), f(k.gflops), f(k.gbps)]),
+      ),
+    );
+    out.push('');
+  }
+
+  return out;
 }

@@ -65,7 +65,8 @@ function progressBars(): { onProgress: NonNullable<PullOptions['onProgress']>; s
   };
 }
 
-export async function pullCommand(repoId: string, o: PullCliOptions): Promise<string> {
+/** The summary line, or null when Ctrl-C stopped the pull (finished files stay; the same command resumes). */
+export async function pullCommand(repoId: string, o: PullCliOptions): Promise<string | null> {
   const bars = process.stderr.isTTY ? progressBars() : null;
   const cancel = new AbortController();
   const onSigint = () => cancel.abort(); // a second Ctrl-C kills as usual: the handler is gone by then
@@ -79,7 +80,14 @@ export async function pullCommand(repoId: string, o: PullCliOptions): Promise<st
       token: o.token,
       onProgress: bars?.onProgress,
       signal: cancel.signal,
+    }).catch((e) => {
+      if (cancel.signal.aborted) return null;
+      throw e;
     });
+    if (r === null) {
+      process.stderr.write('\nrose pull: interrupted; run the same command again to resume\n');
+      return null;
+    }
     const s = (performance.now() - start) / 1000;
     const c = r.config;
     const got =
@@ -97,8 +105,8 @@ export async function pullCommand(repoId: string, o: PullCliOptions): Promise<st
   }
 }
 
-/** Adds `rose pull <repo-id> [--dir] [--revision] [--hub-url] [--token]` to the program. */
-export function registerPull(program: Command): Command {
+/** Adds `rose pull <repo-id> [--dir] [--revision] [--hub-url] [--token]` to the program; Ctrl-C sets exit status 130. */
+export function registerPull(program: Command, setExitCode: (code: number) => void = () => {}): Command {
   return program
     .command('pull')
     .description('download a Llama checkpoint (config, safetensors weights, tokenizer) from the Hugging Face Hub')
@@ -108,6 +116,8 @@ export function registerPull(program: Command): Command {
     .option('--hub-url <url>', 'Hub base URL (default: $HF_ENDPOINT, else https://huggingface.co)')
     .option('--token <token>', 'access token for a private or gated repo (default: $HF_TOKEN, which keeps it out of the shell history)')
     .action(async (repoId: string, opts: PullCliOptions) => {
-      process.stdout.write(`${await pullCommand(repoId, opts)}\n`);
+      const line = await pullCommand(repoId, opts);
+      if (line === null) setExitCode(130);
+      else process.stdout.write(`${line}\n`);
     });
 }

@@ -12,6 +12,7 @@
  * verbatim in that sense, whatever it says.
  */
 import { readFileSync, statSync } from 'node:fs';
+import leven from 'leven';
 import { RoseError } from '../errors.ts';
 
 /** The label every derived (non-paper) prompt carries. */
@@ -361,7 +362,25 @@ export function resolvePositivePrompt(
       verbatim: true,
     };
   }
-  return promptFromFile(kind, 'positive prompt');
+  try {
+    return promptFromFile(kind, 'positive prompt');
+  } catch (e) {
+    throw withSuggestion(e, kind, ['default', 'two-paragraph'], 'positive prompt');
+  }
+}
+
+/**
+ * A prompt name that is neither a built-in nor an existing file, and is within two edits of a built-in
+ * (`manul`), is a typo: say "did you mean 'manual'?" rather than "file does not exist".
+ */
+function withSuggestion(e: unknown, kind: string, names: readonly string[], what: string): unknown {
+  if (!(e instanceof RoseError) || !/does not exist$/.test(e.message)) return e;
+  const known = names.map((n) => `'${n}'`).join(', ');
+  const hint = `a ${what} is ${known}, or the path of a UTF-8 text file`;
+  const [best] = names.map((n) => ({ n, d: leven(kind.toLowerCase(), n) })).sort((a, b) => a.d - b.d);
+  if (!/[/\\.]/.test(kind) && best.d <= Math.min(2, Math.floor(best.n.length / 3)))
+    return new RoseError('INPUT', `unknown ${what} '${kind}': did you mean '${best.n}'?`, hint);
+  return new RoseError('INPUT', e.message, `${hint}; ${JSON.stringify(kind)} is none of these`);
 }
 
 export interface ReverseOptions extends RandWordsOptions {
@@ -400,14 +419,7 @@ export function resolveReversePrompt(kind: ReverseKind | string | { text: string
       try {
         return promptFromFile(kind, 'reverse prompt');
       } catch (e) {
-        if (e instanceof RoseError && /does not exist$/.test(e.message)) {
-          throw new RoseError(
-            'INPUT',
-            e.message,
-            `a reverse prompt is 'manual', 'opposite', 'randwords', or the path of a UTF-8 text file; ${JSON.stringify(kind)} is none of these`,
-          );
-        }
-        throw e;
+        throw withSuggestion(e, kind, ['manual', 'opposite', 'randwords'], 'reverse prompt');
       }
   }
 }

@@ -14,18 +14,23 @@ export function seededUniform(seed: number): () => number {
   };
 }
 
-/**
- * A seeded standard normal: mulberry32 uniforms through Box–Muller. Used to make deterministic random
- * weights (weights/build-random-tiny.ts, the tests' random models); changing it changes those bytes.
- */
-export function seededGaussian(seed: number): () => number {
+/** mulberry32: a tiny, well-mixed seeded PRNG, uniform in [0, 1); the same seed gives the same stream everywhere. */
+export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
-  const uniform = () => {
+  return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * A seeded standard normal: mulberry32 uniforms through Box–Muller. Used to make deterministic random
+ * weights (weights/build-random-tiny.ts, the tests' random models); changing it changes those bytes.
+ */
+export function seededGaussian(seed: number): () => number {
+  const uniform = mulberry32(seed);
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }

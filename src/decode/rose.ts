@@ -103,6 +103,40 @@ function checkOptions(o: RoseOptions, reverseRows: number): void {
   if (o.firstM !== undefined && (!Number.isInteger(o.firstM) || o.firstM < 0)) bad(`first-m must be an integer ≥ 0, got ${o.firstM}`);
 }
 
+/** The prompt and the new tokens must fit the context; the error says how many new tokens would. */
+export function checkContext(longestRow: number, maxNew: number, context: number): void {
+  if (longestRow + maxNew <= context) return;
+  if (longestRow >= context) {
+    throw new RoseError(
+      'LIMIT',
+      `the prompt is ${longestRow} tokens (its longest row, template included), and this model's context (max_position_embeddings) is ${context}: no room for even one new token`,
+      'shorten the question or the system / reverse prompt',
+    );
+  }
+  throw new RoseError(
+    'LIMIT',
+    `${maxNew} new tokens do not fit: the longest prompt row is ${longestRow} tokens and this model's context ` +
+      `(max_position_embeddings) is ${context}, so at most ${context - longestRow} new tokens fit this prompt`,
+    `use --max-new-tokens ${context - longestRow} or less`,
+  );
+}
+
+/**
+ * α ≥ 1 without a plausibility mask: z = (1 − Σα)·log p_pos + Σα·(log p_pos − log p_rev) no longer
+ * keeps a positive weight on log p_pos, so a token that both prompts find unlikely, but the reverse one
+ * more so, can win: decoding degenerates into junk (weights/rose-micro/EVAL.md: every question at α = 1).
+ * A β mask (e.g. 0.1) restores it. Returns the warning to show, or null.
+ */
+export function degenerateContrastWarning(alphas: readonly number[], beta = 0): string | null {
+  const sum = alphas.reduce((a, b) => a + b, 0);
+  if (sum < 1 || beta > 0) return null;
+  const what = alphas.length === 1 ? `α = ${alphas[0]}` : `Σα = ${+sum.toFixed(6)}`;
+  return (
+    `${what} ≥ 1 without a plausibility mask: the contrast no longer favours what the positive prompt finds likely, ` +
+    'and the answer degenerates into junk (rose-micro answers junk to every question at α = 1.0); add --beta 0.1, or use α < 1'
+  );
+}
+
 function softmax(row: Float32Array): Float64Array {
   let max = -Infinity;
   for (const v of row) if (v > max) max = v;
@@ -141,7 +175,9 @@ export async function* roseDecode(
 
   const rows = [positive, ...reverse];
   const B = rows.length;
-  const cache = model.newKvCache(B, Math.max(...rows.map((r) => r.length)) + maxNew);
+  const longest = Math.max(...rows.map((r) => r.length));
+  checkContext(longest, maxNew, model.config.maxPositionEmbeddings);
+  const cache = model.newKvCache(B, longest + maxNew);
   const probs = be.alloc([V]);
   const next = new Int32Array(B); // (B) the chosen token, once per row
   const tokens: number[] = [];

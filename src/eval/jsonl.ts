@@ -141,7 +141,13 @@ const preview = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice
  * is not an eval output (say, the prompts file passed as --out), so this throws RoseError('INPUT')
  * and leaves the file untouched. Duplicate ids throw too (they would be counted twice).
  */
-export function readEvalOutput(path: string, log: (message: string) => void = defaultLog): EvalOutputFile {
+export function readEvalOutput(
+  path: string,
+  log: (message: string) => void = defaultLog,
+  opts: {
+    /** false: a torn tail is an error and the file is left untouched (rose eval --merge reads others' outputs). */ repair?: boolean;
+  } = {},
+): EvalOutputFile {
   if (!existsSync(path)) return { lines: [], lineNumbers: [], droppedBytes: 0 };
   let buf: Buffer;
   try {
@@ -177,6 +183,12 @@ export function readEvalOutput(path: string, log: (message: string) => void = de
     if (nl === -1 || (!parsed && isLast)) {
       // The torn tail: a write cut short. A piece that is whole JSON but not an eval line is not ours.
       if (parsed && !isEvalLine(v)) throw new RoseError('INPUT', `${at}: not an eval output line (${preview(text)})`, hint);
+      if (opts.repair === false)
+        throw new RoseError(
+          'INPUT',
+          `${at}: a torn last line (a run cut off mid-write)`,
+          'finish that run first: the same rose eval command resumes it and repairs the line',
+        );
       const dropped = buf.length - keepBytes;
       log(
         `rose eval: ${path}: dropped a torn last line (line ${line}, ${dropped} byte(s): ${preview(buf.toString('utf8', keepBytes))}), ` +

@@ -69,24 +69,111 @@ export function summarize(lines: readonly EvalLine[], phrases: readonly string[]
   return { count: lines.length, plain: one((l) => l.plain), rose: one((l) => l.rose) };
 }
 
+/** A summary per value of one input field (the paper's table is per class), and over all lines. */
+export interface GroupedSummary {
+  /** The input field the lines are grouped by, or null for one group of everything. */
+  groupBy: string | null;
+  groups: { value: string; summary: EvalSummary }[];
+  total: EvalSummary;
+}
+
+/** The group of a line with no such field. */
+export const NO_VALUE = '(none)';
+
+const groupValue = (l: EvalLine, field: string): string => {
+  const v = l.input[field];
+  return v === undefined || v === null ? NO_VALUE : typeof v === 'string' ? v : JSON.stringify(v);
+};
+
+/** Summaries per value of `input[field]` (groups sorted by value), and the total. */
+export function summarizeBy(
+  lines: readonly EvalLine[],
+  field: string | null,
+  phrases: readonly string[] = DEFAULT_REFUSAL_PHRASES,
+): GroupedSummary {
+  const total = summarize(lines, phrases);
+  if (field === null) return { groupBy: null, groups: [], total };
+  const byValue = new Map<string, EvalLine[]>();
+  for (const l of lines) {
+    const v = groupValue(l, field);
+    byValue.set(v, [...(byValue.get(v) ?? []), l]);
+  }
+  const values = [...byValue.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { groupBy: field, groups: values.map((value) => ({ value, summary: summarize(byValue.get(value)!, phrases) })), total };
+}
+
 /**
- * A short text table of a summary, e.g.
+ * The summary as a text table: a row per group, then the total, e.g.
  *
- *   100 prompts   refused          mean tokens   mean seconds
- *   plain         12.0% (12/100)          57.3          1.204
- *   rose          41.0% (41/100)          49.8          2.311
+ *   class    prompts   plain refused    ROSE refused     plain tokens   ROSE tokens   plain s   ROSE s
+ *   benign       100   4.0% (4/100)     13.0% (13/100)           24.1          20.3     0.191    0.275
+ *   …
+ *   total        300   35.0% (105/300)  71.0% (213/300)          22.0          16.9     0.180    0.260
+ *
+ * Tokens and seconds are means per answer.
  */
-export function formatSummary(s: EvalSummary): string {
-  const pct = (d: DecodingSummary) => (s.count === 0 ? '—' : `${(100 * d.refusalRate).toFixed(1)}% (${d.refusals}/${s.count})`);
+export function formatSummary(s: EvalSummary | GroupedSummary): string {
+  const g: GroupedSummary = 'total' in s ? s : { groupBy: null, groups: [], total: s };
+  const pct = (n: number, d: DecodingSummary) => (n === 0 ? '—' : `${(100 * d.refusalRate).toFixed(1)}% (${d.refusals}/${n})`);
   const num = (x: number, digits: number) => (Number.isFinite(x) ? x.toFixed(digits) : '—');
-  const rows = [
-    [`${s.count} prompt${s.count === 1 ? '' : 's'}`, 'refused', 'mean tokens', 'mean seconds'],
-    ...(['plain', 'rose'] as const).map((k) => [k, pct(s[k]), num(s[k].meanTokens, 1), num(s[k].meanSeconds, 3)]),
+  const row = (name: string, e: EvalSummary) => [
+    name,
+    String(e.count),
+    pct(e.count, e.plain),
+    pct(e.count, e.rose),
+    num(e.plain.meanTokens, 1),
+    num(e.rose.meanTokens, 1),
+    num(e.plain.meanSeconds, 3),
+    num(e.rose.meanSeconds, 3),
   ];
-  const width = [0, 1, 2, 3].map((c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows
-    .map((r) => [r[0].padEnd(width[0]), r[1].padEnd(width[1]), r[2].padStart(width[2]), r[3].padStart(width[3])].join('   '))
-    .join('\n');
+  const rows = [
+    [g.groupBy ?? '', 'prompts', 'plain refused', 'ROSE refused', 'plain tokens', 'ROSE tokens', 'plain s', 'ROSE s'],
+    ...g.groups.map((x) => row(x.value, x.summary)),
+    row('total', g.total),
+  ];
+  const left = new Set([0, 2, 3]); // text columns; the numbers are right-aligned
+  const width = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (left.has(c) ? cell.padEnd(width[c]) : cell.padStart(width[c]))).join('   ')).join('\n');
+}
+
+/** The JSON written beside the results (`<out>.summary.json`); NaN (no lines) becomes null. */
+export const SUMMARY_FORMAT = 'rose-eval-summary/1';
+
+export function summaryToJson(s: GroupedSummary, about: Record<string, unknown>): Record<string, unknown> {
+  const finite = (x: number) => (Number.isFinite(x) ? x : null);
+  const decoding = (d: DecodingSummary) => ({
+    refusals: d.refusals,
+    refusalRate: finite(d.refusalRate),
+    meanTokens: finite(d.meanTokens),
+    meanSeconds: finite(d.meanSeconds),
+  });
+  const one = (e: EvalSummary) => ({ count: e.count, plain: decoding(e.plain), rose: decoding(e.rose) });
+  return {
+    format: SUMMARY_FORMAT,
+    ...about,
+    groupBy: s.groupBy,
+    groups: s.groups.map((x) => ({ value: x.value, ...one(x.summary) })),
+    total: one(s.total),
+  };
+}
+
+// ───────────────────────────────────────── shards ─────────────────────────────────────────
+
+export interface Shard {
+  /** 1-based: shard `index` of `count`. */
+  index: number;
+  count: number;
+}
+
+/**
+ * The shard (1..count) an id belongs to: FNV-1a (32-bit) of the id's UTF-8 bytes, modulo count. It
+ * depends on the id alone, not on the order or the other lines of the input, so n jobs given the same
+ * input and --shard 1/n … n/n run every prompt exactly once between them.
+ */
+export function shardOf(id: string | number, count: number): number {
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(idKey(id), 'utf8')) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return (h % count) + 1;
 }
 
 // ───────────────────────────────────────── the runner ─────────────────────────────────────────
@@ -121,6 +208,8 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number, etaSeconds: number | null) => void;
   /** Where notes go (a repaired torn line, resuming, …); default stderr. */
   log?: (message: string) => void;
+  /** Run only the prompts of this shard (see shardOf); the others are left to the other shards. */
+  shard?: Shard;
 }
 
 export interface EvalOutcome {
@@ -136,6 +225,8 @@ export interface EvalOutcome {
   written: number;
   /** Over ALL lines of the output file, earlier runs' included. */
   summary: EvalSummary;
+  /** Every line of the output file, in file order. */
+  lines: EvalLine[];
 }
 
 function checkRunOutput(out: unknown, id: string | number): RunOutput {
@@ -195,7 +286,14 @@ export async function runEval(o: EvalOptions): Promise<EvalOutcome> {
   }
   const signal = o.signal ?? new AbortController().signal;
 
-  const rows = readPrompts(o.input);
+  const shard = o.shard;
+  if (
+    shard &&
+    !(Number.isInteger(shard.count) && shard.count >= 1 && Number.isInteger(shard.index) && shard.index >= 1 && shard.index <= shard.count)
+  )
+    throw new RoseError('INPUT', `shard ${shard.index}/${shard.count} does not exist`, 'give i/n with 1 ≤ i ≤ n');
+  const allRows = readPrompts(o.input);
+  const rows = shard ? allRows.filter((r) => shardOf(r.id, shard.count) === shard.index) : allRows;
   const existing = readEvalOutput(o.output, log);
   const lines = [...existing.lines];
 
@@ -278,5 +376,5 @@ export async function runEval(o: EvalOptions): Promise<EvalOutcome> {
   } finally {
     writer.close();
   }
-  return { interrupted, total, done, resumed, written, summary: summarize(lines, phrases) };
+  return { interrupted, total, done, resumed, written, summary: summarize(lines, phrases), lines };
 }

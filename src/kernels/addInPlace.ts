@@ -1,5 +1,7 @@
 /** Residual add: x (M, D) += y (M, D). */
 import type { GpuContext, GpuTensor } from './webgpu/context.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { wgslKernel } from './webgpu/wgsl.ts';
 
 export function addInPlaceCpu(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];
@@ -7,25 +9,32 @@ export function addInPlaceCpu(x: Float32Array, y: Float32Array): void {
 
 // --- WebGPU ---------------------------------------------------------------------------------------
 
-export const addInPlaceWgsl = /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+/** Threads per workgroup, one element each. */
+const WG = 256;
+const params = uniforms({ n: 'u32' });
+
+export const addInPlaceKernel = wgslKernel({
+  name: 'addInPlace',
+  params,
+  access: 'wr',
+  workgroupSize: WG,
+  code: () => /* wgsl */ `
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> y: array<f32>;       // (M, D)
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + li;
+  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
   if (i < p.n) { x[i] += y[i]; }
-}`;
+}`,
+});
 
 export function encodeAddInPlace(ctx: GpuContext, x: GpuTensor, y: GpuTensor): void {
   ctx.dispatch({
-    key: 'addInPlace',
-    code: () => addInPlaceWgsl,
-    access: 'wr',
+    kernel: addInPlaceKernel,
     buffers: [x.buf, y.buf],
-    params: [x.size],
-    groups: Math.ceil(x.size / 256),
+    params: { n: x.size },
+    groups: Math.ceil(x.size / WG),
   });
 }

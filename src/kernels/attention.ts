@@ -7,9 +7,9 @@
  * both are harmless because nothing reads a pad position, but -inf masking would give NaN here.
  * Query head h reads kv head ⌊h / (H / Hkv)⌋: consecutive query heads share a kv head (repeat_kv).
  */
-import { RoseError } from '../errors.ts';
 import type { GpuContext, GpuTensor } from './webgpu/context.ts';
-import { LOWEST_F32 } from './webgpu/wgsl.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { LOWEST_F32, maxOf, sum, wgslKernel, workgroupReduce } from './webgpu/wgsl.ts';
 
 export function attentionCpu(
   out: Float32Array, // (B·T, H·hd)
@@ -54,37 +54,47 @@ export function attentionCpu(
 
 // --- WebGPU ---------------------------------------------------------------------------------------
 
+/** Threads per query, and keys per block: each thread scores one key of a block. */
+const WG = 64;
+/** The longest head the workgroup arrays hold. */
+export const ATTENTION_MAX_HEAD_DIM = 256;
+const params = uniforms({
+  rows: 'u32',
+  T: 'u32',
+  S: 'u32',
+  H: 'u32',
+  Hkv: 'u32',
+  hd: 'u32',
+  slot0: 'u32',
+  padBase: 'u32',
+  scale: 'f32',
+});
+
 /**
- * One workgroup of 64 threads per (b, t, h) query, streaming over its keys padLen[b] ≤ j ≤ s in
- * blocks of 64 with an online softmax: each thread scores one key of the block, the block max
+ * One workgroup of WG threads per (b, t, h) query, streaming over its keys padLen[b] ≤ j ≤ s in
+ * blocks of WG with an online softmax: each thread scores one key of the block, the block max
  * updates the running max m, earlier sums and outputs are rescaled by exp(m_old − m_new), and each
- * thread accumulates the outputs of its own head dims (d ≡ li mod 64, hd ≤ 256). Any S works; a pad
+ * thread accumulates the outputs of its own head dims (d ≡ li mod WG, hd ≤ 256). Any S works; a pad
  * query has no block at all and writes zeros.
  */
-export const attentionWgsl = /* wgsl */ `
-struct Params { rows: u32, T: u32, S: u32, H: u32, Hkv: u32, hd: u32, slot0: u32, padBase: u32, scale: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
+export const attentionKernel = wgslKernel({
+  name: 'attention',
+  params,
+  access: 'wrrrr',
+  workgroupSize: WG,
+  code: () => /* wgsl */ `
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (B·T, H·hd)
 @group(0) @binding(2) var<storage, read> q: array<f32>;         // (B·T, H·hd)
 @group(0) @binding(3) var<storage, read> kc: array<f32>;        // (B, S, Hkv, hd)
 @group(0) @binding(4) var<storage, read> vc: array<f32>;        // (B, S, Hkv, hd)
 @group(0) @binding(5) var<storage, read> ints: array<i32>;      // padLen (B) at padBase
-var<workgroup> qs: array<f32, 256>;
-var<workgroup> acc: array<f32, 256>;
-var<workgroup> pr: array<f32, 64>;  // this block's exp(score − m)
-var<workgroup> red: array<f32, 64>;
-
-fn reduce(li: u32, v: f32, isMax: bool) -> f32 {
-  workgroupBarrier(); // everyone has read the previous result out of red[0]
-  red[li] = v;
-  for (var k = 32u; k > 0u; k >>= 1u) {
-    workgroupBarrier();
-    if (li < k) { red[li] = select(red[li] + red[li + k], max(red[li], red[li + k]), isMax); }
-  }
-  return workgroupUniformLoad(&red[0]);
-}
-
-@compute @workgroup_size(64)
+var<workgroup> qs: array<f32, ${ATTENTION_MAX_HEAD_DIM}>;
+var<workgroup> acc: array<f32, ${ATTENTION_MAX_HEAD_DIM}>;
+var<workgroup> pr: array<f32, ${WG}>;  // this block's exp(score − m)
+${workgroupReduce('reduceMax', 'f32', WG, maxOf)}
+${workgroupReduce('reduceSum', 'f32', WG, sum)}
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let g = wid.x + wid.y * nwg.x; // (b·T + t)·H + h
   if (g >= p.rows) { return; }
@@ -92,11 +102,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s = p.slot0 + (g / p.H) % p.T;
   let kvBase = (b * p.S * p.Hkv + (g % p.H) / (p.H / p.Hkv)) * p.hd; // slot 0 of this kv head
   let kvStride = p.Hkv * p.hd;
-  for (var d = li; d < p.hd; d += 64u) { qs[d] = q[g * p.hd + d]; acc[d] = 0.0; }
+  for (var d = li; d < p.hd; d += ${WG}u) { qs[d] = q[g * p.hd + d]; acc[d] = 0.0; }
   var m = ${LOWEST_F32};
   var l = 0.0;
   let pad = u32(ints[p.padBase + b]);
-  for (var j0 = pad; j0 <= s; j0 += 64u) {
+  for (var j0 = pad; j0 <= s; j0 += ${WG}u) {
     workgroupBarrier(); // qs written / previous block's pr consumed
     let j = j0 + li;
     var score = ${LOWEST_F32};
@@ -105,21 +115,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var d = 0u; d < p.hd; d++) { dot += qs[d] * kc[kvBase + j * kvStride + d]; }
       score = dot * p.scale;
     }
-    let mNew = max(m, reduce(li, score, true));
+    let mNew = max(m, reduceMax(li, score));
     let e = select(0.0, exp(score - mNew), j <= s);
     pr[li] = e;
     let corr = select(exp(m - mNew), 0.0, j0 == pad); // nothing to rescale before the first block
-    l = l * corr + reduce(li, e, false);              // reduce's barrier also publishes pr
-    let n = min(64u, s + 1u - j0);
-    for (var d = li; d < p.hd; d += 64u) {
+    l = l * corr + reduceSum(li, e);                  // reduceSum's barrier also publishes pr
+    let n = min(${WG}u, s + 1u - j0);
+    for (var d = li; d < p.hd; d += ${WG}u) {
       var a = acc[d] * corr;
       for (var jj = 0u; jj < n; jj++) { a += pr[jj] * vc[kvBase + (j0 + jj) * kvStride + d]; }
       acc[d] = a;
     }
     m = mNew;
   }
-  for (var d = li; d < p.hd; d += 64u) { out[g * p.hd + d] = select(0.0, acc[d] / l, l > 0.0); }
-}`;
+  for (var d = li; d < p.hd; d += ${WG}u) { out[g * p.hd + d] = select(0.0, acc[d] / l, l > 0.0); }
+}`,
+});
 
 export function encodeAttention(
   ctx: GpuContext,
@@ -133,14 +144,11 @@ export function encodeAttention(
   const [B, S, Hkv, hd] = kCache.shape;
   const rows = q.size / hd; // B·T·H
   const H = q.shape[q.shape.length - 1] / hd;
-  if (hd > 256) throw new RoseError('LIMIT', `attention: head_dim ${hd} > 256 is not supported by the WebGPU kernel`);
   ctx.dispatch({
-    key: 'attention',
-    code: () => attentionWgsl,
-    access: 'wrrrr',
+    kernel: attentionKernel,
     buffers: [out.buf, q.buf, kCache.buf, vCache.buf, 'ints'],
     ints: padLen,
-    params: (padBase) => [rows, rows / (B * H), S, H, Hkv, hd, slot0, padBase, { f32: 1 / Math.sqrt(hd) }],
+    params: (padBase) => ({ rows, T: rows / (B * H), S, H, Hkv, hd, slot0, padBase, scale: 1 / Math.sqrt(hd) }),
     groups: rows,
   });
 }

@@ -15,6 +15,8 @@
  * H = query heads, Hkv = key/value heads, hd = head_dim.
  */
 
+import type { KernelChoice, RegistryInfo } from './registry.ts';
+
 /** Storage dtypes we compute with. Everything else is refused at load with a RoseError('DTYPE'). */
 export type DType = 'f32' | 'f16' | 'bf16';
 
@@ -74,6 +76,17 @@ export interface Backend {
   /** Human-readable: which device or adapter, and its limits. */
   readonly description: string;
 
+  // --- kernel variants (registry.ts) ---------------------------------------------------------------
+  /** Every op's variants on this backend (cpu/variants.ts, webgpu/variants.ts): what tests and bench iterate. */
+  readonly variants: RegistryInfo;
+  /** The variants forced on this backend, by op; {} = every op's automatic choice. */
+  readonly kernels: KernelChoice;
+  /**
+   * Forces variants from now on, replacing the previous choice ({} restores the automatic ones).
+   * RoseError('INPUT') for an op or a variant number this backend does not have.
+   */
+  forceKernels(choice: KernelChoice): void;
+
   // --- memory -------------------------------------------------------------------------------------
   /**
    * Says, before anything is uploaded, whether weights of these dtypes and sizes fit this backend's
@@ -129,3 +142,6 @@ export interface Backend {
 
 /** Number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Bytes as GiB with one decimal, for the capacity errors. */
+export const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);

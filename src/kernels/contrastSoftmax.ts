@@ -13,9 +13,9 @@
  * the kept tokens (lowest id on ties), and the token where the CDF of probs first exceeds `uniform`.
  */
 import type { ContrastParams, ContrastResult } from './backend.ts';
-import { RoseError } from '../errors.ts';
 import type { GpuBuf, GpuContext, GpuTensor } from './webgpu/context.ts';
-import { LOWEST_F32 } from './webgpu/wgsl.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { LOWEST_F32, maxOf, minOf, sum, wgslKernel, workgroupReduce } from './webgpu/wgsl.ts';
 
 function logSumExp(row: Float32Array): number {
   let max = -Infinity;
@@ -72,9 +72,20 @@ export function contrastSoftmaxCpu(
 
 /** Rows (positive + reverse prompts) the fused kernel takes: alphas live in two vec4 uniforms. */
 export const CONTRAST_MAX_ROWS = 8;
+/** Threads of the one workgroup. */
+const WG = 256;
+const params = uniforms({
+  V: 'u32',
+  R: 'u32',
+  temperature: 'f32',
+  logBeta: 'f32',
+  hasBeta: 'u32',
+  u: 'f32',
+  alphas: `array<vec4f, ${CONTRAST_MAX_ROWS / 4}>`, // alphas[(r − 1) / 4][(r − 1) % 4] weighs row r
+});
 
 /**
- * The whole decision in ONE workgroup of 256 threads looping over V (a few passes over B·V floats:
+ * The whole decision in ONE workgroup of WG threads looping over V (a few passes over B·V floats:
  * small next to the lm_head matvec that made them). Same steps as the CPU twin, in f32:
  *   1. lse of each row (max, then Σ exp(l − max));
  *   2. z on the kept tokens, stashed in probs; argmax reduced on (z, −id) so ties go to the lowest id;
@@ -84,106 +95,90 @@ export const CONTRAST_MAX_ROWS = 8;
  *      kept token (the twin's fallback).
  * result = [argmax, sampled, first row holding Inf/NaN or NONE] (u32), all the host reads back.
  */
-export const contrastSoftmaxWgsl = /* wgsl */ `
-struct Params { V: u32, R: u32, temperature: f32, logBeta: f32, hasBeta: u32, u: f32, pad0: u32, pad1: u32, alphas: array<vec4f, 2> }
-@group(0) @binding(0) var<uniform> p: Params;
+export const contrastSoftmaxKernel = wgslKernel({
+  name: 'contrastSoftmax',
+  params,
+  access: 'wrw',
+  workgroupSize: WG,
+  code: () => /* wgsl */ `
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> probs: array<f32>; // (V)
 @group(0) @binding(2) var<storage, read> logits: array<f32>;      // (R, V): row 0 positive
 @group(0) @binding(3) var<storage, read_write> result: array<u32>; // [argmax, sampled, first non-finite row]
 const NONE = 0xffffffffu;
-var<workgroup> rf: array<f32, 256>;
-var<workgroup> ru: array<u32, 256>;
-
-fn reduceF(li: u32, v: f32, isMax: bool) -> f32 {
-  workgroupBarrier();
-  rf[li] = v;
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    workgroupBarrier();
-    if (li < k) { rf[li] = select(rf[li] + rf[li + k], max(rf[li], rf[li + k]), isMax); }
-  }
-  return workgroupUniformLoad(&rf[0]);
+// A candidate for the argmax: the better of two has the larger z, or the lower id on a tie.
+struct Best { z: f32, id: u32 }
+fn better(a: Best, b: Best) -> Best {
+  if (b.id != NONE && (a.id == NONE || b.z > a.z || (b.z == a.z && b.id < a.id))) { return b; }
+  return a;
 }
-fn reduceU(li: u32, v: u32, isMin: bool) -> u32 {
-  workgroupBarrier();
-  ru[li] = v;
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    workgroupBarrier();
-    if (li < k) { ru[li] = select(max(ru[li], ru[li + k]), min(ru[li], ru[li + k]), isMin); }
-  }
-  return workgroupUniformLoad(&ru[0]);
-}
+${workgroupReduce('reduceSum', 'f32', WG, sum)}
+${workgroupReduce('reduceMax', 'f32', WG, maxOf)}
+${workgroupReduce('reduceMaxU', 'u32', WG, maxOf)}
+${workgroupReduce('reduceMinU', 'u32', WG, minOf)}
+${workgroupReduce('reduceBest', 'Best', WG, (a, b) => `better(${a}, ${b})`)}
+var<workgroup> chunkCdf: array<f32, ${WG}>; // step 5: each thread's chunk sum, then its starting CDF
 // β mask: p_0 ≥ β·max p_0  ⇔  l_0 − max l_0 ≥ log β
 fn kept(v: u32, posMax: f32) -> bool { return p.hasBeta == 0u || logits[v] - posMax >= p.logBeta; }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
-  var lse: array<f32, 8>;
+  var lse: array<f32, ${CONTRAST_MAX_ROWS}>;
   var posMax = 0.0;
   var nonFinite = NONE;
   for (var r = 0u; r < p.R; r++) {
     var mx = ${LOWEST_F32};
     var bad = 0u;
-    for (var v = li; v < p.V; v += 256u) {
+    for (var v = li; v < p.V; v += ${WG}u) {
       let l = logits[r * p.V + v];
       mx = max(mx, l);
       // Inf or NaN: all exponent bits set. Tested on the bits: compilers may assume floats are never NaN.
       bad |= u32((bitcast<u32>(l) & 0x7f800000u) == 0x7f800000u);
     }
-    if (reduceU(li, bad, false) != 0u && nonFinite == NONE) { nonFinite = r; }
-    mx = reduceF(li, mx, true);
+    if (reduceMaxU(li, bad) != 0u && nonFinite == NONE) { nonFinite = r; }
+    mx = reduceMax(li, mx);
     var s = 0.0;
-    for (var v = li; v < p.V; v += 256u) { s += exp(logits[r * p.V + v] - mx); }
-    lse[r] = mx + log(reduceF(li, s, false));
+    for (var v = li; v < p.V; v += ${WG}u) { s += exp(logits[r * p.V + v] - mx); }
+    lse[r] = mx + log(reduceSum(li, s));
     if (r == 0u) { posMax = mx; }
   }
 
   var best = ${LOWEST_F32};
   var bestId = NONE;
-  for (var v = li; v < p.V; v += 256u) {
+  for (var v = li; v < p.V; v += ${WG}u) {
     if (!kept(v, posMax)) { continue; }
     var z = logits[v] - lse[0];
     for (var r = 1u; r < p.R; r++) { z -= p.alphas[(r - 1u) / 4u][(r - 1u) % 4u] * (logits[r * p.V + v] - lse[r]); }
     probs[v] = z;
     if (bestId == NONE || z > best) { best = z; bestId = v; } // ids ascend per thread: ties keep the lowest
   }
-  workgroupBarrier();
-  rf[li] = best;
-  ru[li] = bestId;
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    workgroupBarrier();
-    if (li < k) {
-      let oz = rf[li + k];
-      let oi = ru[li + k];
-      if (oi != NONE && (ru[li] == NONE || oz > rf[li] || (oz == rf[li] && oi < ru[li]))) { rf[li] = oz; ru[li] = oi; }
-    }
-  }
-  let zMax = workgroupUniformLoad(&rf[0]);
-  let argmax = workgroupUniformLoad(&ru[0]);
+  let top = reduceBest(li, Best(best, bestId));
+  let zMax = top.z;
+  let argmax = top.id;
 
   var s = 0.0;
-  for (var v = li; v < p.V; v += 256u) { if (kept(v, posMax)) { s += exp((probs[v] - zMax) / p.temperature); } }
-  let sum = reduceF(li, s, false);
-  for (var v = li; v < p.V; v += 256u) {
+  for (var v = li; v < p.V; v += ${WG}u) { if (kept(v, posMax)) { s += exp((probs[v] - zMax) / p.temperature); } }
+  let total = reduceSum(li, s);
+  for (var v = li; v < p.V; v += ${WG}u) {
     var pv = 0.0;
-    if (kept(v, posMax)) { pv = exp((probs[v] - zMax) / p.temperature) / sum; }
+    if (kept(v, posMax)) { pv = exp((probs[v] - zMax) / p.temperature) / total; }
     probs[v] = pv;
   }
   storageBarrier(); // step 5 reads probs other threads wrote
 
-  let chunk = (p.V + 255u) / 256u;
+  let chunk = (p.V + ${WG - 1}u) / ${WG}u;
   let v0 = min(li * chunk, p.V);
   let v1 = min(v0 + chunk, p.V);
   var cs = 0.0;
   for (var v = v0; v < v1; v++) { cs += probs[v]; }
-  workgroupBarrier();
-  rf[li] = cs;
+  chunkCdf[li] = cs;
   workgroupBarrier();
   if (li == 0u) { // exclusive scan, in id order
     var run = 0.0;
-    for (var i = 0u; i < 256u; i++) { let c = rf[i]; rf[i] = run; run += c; }
+    for (var i = 0u; i < ${WG}u; i++) { let c = chunkCdf[i]; chunkCdf[i] = run; run += c; }
   }
   workgroupBarrier();
-  var cdf = rf[li];
+  var cdf = chunkCdf[li];
   var hit = NONE;
   var lastKept = 0u;
   for (var v = v0; v < v1; v++) {
@@ -194,37 +189,31 @@ fn main(@builtin(local_invocation_index) li: u32) {
       if (hit == NONE && cdf > p.u) { hit = v; }
     }
   }
-  let sampled = reduceU(li, hit, true);
-  let fallback = reduceU(li, lastKept, false); // rounding left the CDF below u: the last kept token
+  let sampled = reduceMinU(li, hit);
+  let fallback = reduceMaxU(li, lastKept); // rounding left the CDF below u: the last kept token
   if (li == 0u) {
     result[0] = argmax;
     result[1] = select(sampled, fallback, sampled == NONE);
     result[2] = nonFinite;
   }
-}`;
+}`,
+});
 
-export function encodeContrastSoftmax(ctx: GpuContext, probs: GpuTensor, logits: GpuTensor, params: ContrastParams, result: GpuBuf): void {
+export function encodeContrastSoftmax(ctx: GpuContext, probs: GpuTensor, logits: GpuTensor, cp: ContrastParams, result: GpuBuf): void {
   const V = logits.shape[logits.shape.length - 1];
   const R = logits.size / V;
-  if (R > CONTRAST_MAX_ROWS)
-    throw new RoseError('LIMIT', `contrastSoftmax: ${R} rows, the WebGPU kernel takes at most ${CONTRAST_MAX_ROWS}`);
-  const alphas = Array.from({ length: 8 }, (_, i) => ({ f32: params.alphas[i] ?? 0 }));
   ctx.dispatch({
-    key: 'contrastSoftmax',
-    code: () => contrastSoftmaxWgsl,
-    access: 'wrw',
+    kernel: contrastSoftmaxKernel,
     buffers: [probs.buf, logits.buf, result],
-    params: [
+    params: {
       V,
       R,
-      { f32: params.temperature },
-      { f32: params.beta > 0 ? Math.log(params.beta) : 0 },
-      params.beta > 0 ? 1 : 0,
-      { f32: params.uniform },
-      0,
-      0,
-      ...alphas,
-    ],
+      temperature: cp.temperature,
+      logBeta: cp.beta > 0 ? Math.log(cp.beta) : 0,
+      hasBeta: cp.beta > 0,
+      u: cp.uniform,
+      alphas: Array.from({ length: CONTRAST_MAX_ROWS }, (_, i) => cp.alphas[i] ?? 0),
+    },
     groups: 1,
   });
 }

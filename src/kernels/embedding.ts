@@ -1,6 +1,7 @@
 /** Embedding gather: out (M, D) = table (V, D)[ids (M)]. Ids were range-checked by the model. */
 import type { GpuContext, GpuTensor, GpuWeight } from './webgpu/context.ts';
-import { weightLoader } from './webgpu/wgsl.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { weightLoader, wgslKernel } from './webgpu/wgsl.ts';
 
 export function embeddingCpu(out: Float32Array, table: Float32Array, ids: Int32Array, dim: number): void {
   for (let m = 0; m < ids.length; m++) {
@@ -14,34 +15,42 @@ export function embeddingCpu(out: Float32Array, table: Float32Array, ids: Int32A
  * One thread per output element. A table split into row chunks (a big vocabulary over the binding
  * limit) is gathered by one dispatch per chunk; each writes only the rows whose id falls in it.
  */
-export const embeddingWgsl = /* wgsl */ `
-struct Params { n: u32, dim: u32, row0: u32, rows: u32, idBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+const WG = 256; // threads per workgroup, one output element each
+const params = uniforms({ n: 'u32', dim: 'u32', row0: 'u32', rows: 'u32', idBase: 'u32' });
+
+export const embeddingKernel = wgslKernel({
+  name: 'embedding',
+  params,
+  access: 'wrr',
+  workgroupSize: WG,
+  code: ({ weight = 'f32' }) => /* wgsl */ `
+${weightLoader(weight)}
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> w: array<W_T>;         // rows [row0, row0 + rows) of (V, D)
 @group(0) @binding(3) var<storage, read> ints: array<i32>;      // ids (M) at idBase
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + li;
+  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
   if (i >= p.n) { return; }
   let id = u32(ints[p.idBase + i / p.dim]) - p.row0; // wraps past rows for ids below row0
   if (id >= p.rows) { return; }                      // another chunk's dispatch has this row
   out[i] = loadW(id * p.dim + i % p.dim);
-}`;
+}`,
+});
 
 export function encodeEmbedding(ctx: GpuContext, out: GpuTensor, table: GpuWeight, ids: Int32Array): void {
   const dim = table.shape[table.shape.length - 1];
   const n = ids.length * dim;
   for (const c of table.chunks) {
     ctx.dispatch({
-      key: `embedding|${table.dtype}`,
-      code: () => weightLoader(table.dtype) + embeddingWgsl,
-      access: 'wrr',
+      kernel: embeddingKernel,
+      dtypes: { weight: table.dtype },
       buffers: [out.buf, c.buf, 'ints'],
       ints: ids,
-      params: (idBase) => [n, dim, c.row0, c.rows, idBase],
-      groups: Math.ceil(n / 256),
+      params: (idBase) => ({ n, dim, row0: c.row0, rows: c.rows, idBase }),
+      groups: Math.ceil(n / WG),
     });
   }
 }

@@ -5,7 +5,9 @@
  * rows: at decode time M is the batch (2 for ROSE), and reading the weights is the whole cost.
  */
 import type { GpuBuf, GpuContext, GpuTensor, GpuWeight } from './webgpu/context.ts';
-import { weightLoader } from './webgpu/wgsl.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import type { DType } from './backend.ts';
+import { sum, weightLoader, wgslKernel, workgroupReduce } from './webgpu/wgsl.ts';
 
 export function matmulCpu(
   out: Float32Array, // (M, N)
@@ -30,91 +32,135 @@ export function matmulCpu(
 }
 
 // --- WebGPU ---------------------------------------------------------------------------------------
+//
+// Three kernels, numbered like the CPU variants (webgpu/variants.ts): v1 the plain reference, v2 the
+// decode matvec, v3 the tiled prefill matmul. Each dispatches once per weight chunk (a weight over the
+// binding limit is split by output rows) and writes rows [n0, n0 + rows) of out.
 
-/** Up to this many activation rows take the matvec path (decode: ROSE's batch of two). */
-export const MATVEC_MAX_M = 4;
+const params = uniforms({ M: 'u32', N: 'u32', K: 'u32', n0: 'u32', rows: 'u32', hasBias: 'u32' });
 
-/**
- * Decode matvec: one workgroup per weight row n. Its 64 threads stride over K, each reading every
- * weight element ONCE and applying it to all M ≤ 4 activation rows (a vec4 of accumulators), so the
- * weight (the whole cost at decode) is read once per step, not once per sequence.
- */
-export const matvecWgsl = /* wgsl */ `
-struct Params { M: u32, N: u32, K: u32, n0: u32, rows: u32, hasBias: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+/** The bindings every matmul kernel declares (binding 0 is `p`). */
+const bindings = (w: DType, b: DType): string => /* wgsl */ `
+${weightLoader(w)}${weightLoader(b, 'loadBias', 'bias', 'B_T')}
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, K)
 @group(0) @binding(3) var<storage, read> w: array<W_T>;         // rows [n0, n0 + rows) of (N, K)
-@group(0) @binding(4) var<storage, read> bias: array<B_T>;      // (N)
-var<workgroup> red: array<vec4f, 64>;
+@group(0) @binding(4) var<storage, read> bias: array<B_T>;      // (N)`;
 
-@compute @workgroup_size(64)
+/** v1: threads per workgroup, one output each. */
+const REF_WG = 256;
+
+/**
+ * v1, the reference: one thread per output (m, n), summing over k in order, as matmulCpu does (in
+ * f32). Every weight row is read once per activation row, from memory or cache: simple, not fast.
+ */
+export const matmulRefKernel = wgslKernel({
+  name: 'matmulRef',
+  params,
+  access: 'wrrr',
+  workgroupSize: REF_WG,
+  code: ({ weight = 'f32', bias = 'f32' }) => /* wgsl */ `${bindings(weight, bias)}
+
+@compute @workgroup_size(${REF_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = (wid.x + wid.y * nwg.x) * ${REF_WG}u + li; // m · rows + n
+  if (i >= p.M * p.rows) { return; }
+  let m = i / p.rows;
+  let n = i % p.rows; // row within this chunk
+  var acc = 0.0;
+  for (var k = 0u; k < p.K; k++) { acc += x[m * p.K + k] * loadW(n * p.K + k); }
+  var b = 0.0;
+  if (p.hasBias != 0u) { b = loadBias(p.n0 + n); }
+  out[m * p.N + p.n0 + n] = acc + b;
+}`,
+});
+
+/** v2 takes up to this many activation rows: one vec4 of accumulators (decode: ROSE's batch of two). */
+export const MATVEC_MAX_M = 4;
+/** v2: threads per weight row. */
+const MATVEC_WG = 64;
+
+/**
+ * v2, the decode matvec: one workgroup per weight row n. Its threads stride over K, each reading every
+ * weight element ONCE and applying it to all M ≤ 4 activation rows (a vec4 of accumulators), so the
+ * weight (the whole cost at decode) is read once per step, not once per sequence.
+ */
+export const matvecKernel = wgslKernel({
+  name: 'matvec',
+  params,
+  access: 'wrrr',
+  workgroupSize: MATVEC_WG,
+  code: ({ weight = 'f32', bias = 'f32' }) => /* wgsl */ `${bindings(weight, bias)}
+${workgroupReduce('reduceSum4', 'vec4f', MATVEC_WG, sum, { calledOnce: true })}
+@compute @workgroup_size(${MATVEC_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let n = wid.x + wid.y * nwg.x; // row within this chunk
   if (n >= p.rows) { return; }
   let last = p.M - 1u;           // rows past M re-read row M-1 (in bounds) and are dropped at the end
   var acc = vec4f(0.0);
-  for (var k = li; k < p.K; k += 64u) {
+  for (var k = li; k < p.K; k += ${MATVEC_WG}u) {
     let xs = vec4f(x[k], x[min(1u, last) * p.K + k], x[min(2u, last) * p.K + k], x[min(3u, last) * p.K + k]);
     acc += loadW(n * p.K + k) * xs;
   }
-  red[li] = acc;
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (li < s) { red[li] += red[li + s]; }
-  }
-  workgroupBarrier();
+  let total = reduceSum4(li, acc);
   if (li < p.M) {
     var b = 0.0;
     if (p.hasBias != 0u) { b = loadBias(p.n0 + n); }
-    out[li * p.N + p.n0 + n] = red[0][li] + b;
+    out[li * p.N + p.n0 + n] = total[li] + b;
   }
-}`;
+}`,
+});
+
+/** v3: an output tile is TILE × TILE, computed by SIDE × SIDE threads (4 × 4 outputs each, a vec4 per row). */
+const TILE = 64;
+const SIDE = 16;
+/** v3: columns of K staged per step. */
+const TK = 16;
 
 /**
- * Prefill matmul: 64×64 output tiles, 16×16 threads, each thread owning a 4×4 block of outputs
- * (rows lid.y + 16i, columns lid.x + 16j). Per 16-wide step of K the workgroup stages a 64×16 slice of x and
- * of w in workgroup memory: each global element is read once per tile rather than once per output,
- * and each barrier pays for 16 multiply-adds per thread per k instead of one. Each output still sums
- * over k in order, so the error bound is the matvec's.
+ * v3, the prefill matmul: TILE×TILE output tiles, SIDE×SIDE threads, each thread owning a 4×4 block of
+ * outputs (rows lid.y + SIDE·i, columns lid.x + SIDE·j). Per TK-wide step of K the workgroup stages a
+ * TILE×TK slice of x and of w in workgroup memory: each global element is read once per tile rather
+ * than once per output, and each barrier pays for 16 multiply-adds per thread per k instead of one.
+ * Each output still sums over k in order, so the error bound is the matvec's.
  */
-export const matmulTiledWgsl = /* wgsl */ `
-struct Params { M: u32, N: u32, K: u32, n0: u32, rows: u32, hasBias: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
-@group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, K)
-@group(0) @binding(3) var<storage, read> w: array<W_T>;         // rows [n0, n0 + rows) of (N, K)
-@group(0) @binding(4) var<storage, read> bias: array<B_T>;      // (N)
-var<workgroup> xs: array<array<f32, 16>, 64>; // [m][k]
-var<workgroup> ws: array<array<f32, 16>, 64>; // [n][k]
+export const matmulTiledKernel = wgslKernel({
+  name: 'matmulTiled',
+  params,
+  access: 'wrrr',
+  workgroupSize: [SIDE, SIDE],
+  code: ({ weight = 'f32', bias = 'f32' }) => /* wgsl */ `${bindings(weight, bias)}
+var<workgroup> xs: array<array<f32, ${TK}>, ${TILE}>; // [m][k]
+var<workgroup> ws: array<array<f32, ${TK}>, ${TILE}>; // [n][k]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(${SIDE}, ${SIDE})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let tm = wid.y * 64u; // tile origin: activation row
-  let tn = wid.x * 64u; // tile origin: weight row within this chunk
-  var acc: array<vec4f, 4>; // acc[i][j]: row tm + lid.y + 16i, column tn + lid.x + 16j
-  for (var k0 = 0u; k0 < p.K; k0 += 16u) {
-    for (var e = li; e < 1024u; e += 256u) {
-      let r = e / 16u;
-      let k = k0 + e % 16u;
+  let tm = wid.y * ${TILE}u; // tile origin: activation row
+  let tn = wid.x * ${TILE}u; // tile origin: weight row within this chunk
+  var acc: array<vec4f, 4>; // acc[i][j]: row tm + lid.y + ${SIDE}i, column tn + lid.x + ${SIDE}j
+  for (var k0 = 0u; k0 < p.K; k0 += ${TK}u) {
+    for (var e = li; e < ${TILE * TK}u; e += ${SIDE * SIDE}u) {
+      let r = e / ${TK}u;
+      let k = k0 + e % ${TK}u;
       var xv = 0.0;
       var wv = 0.0;
       if (tm + r < p.M && k < p.K) { xv = x[(tm + r) * p.K + k]; }
       if (tn + r < p.rows && k < p.K) { wv = loadW((tn + r) * p.K + k); }
-      xs[r][e % 16u] = xv;
-      ws[r][e % 16u] = wv;
+      xs[r][e % ${TK}u] = xv;
+      ws[r][e % ${TK}u] = wv;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < 16u; kk++) {
-      let b = vec4f(ws[lid.x][kk], ws[lid.x + 16u][kk], ws[lid.x + 32u][kk], ws[lid.x + 48u][kk]);
-      for (var i = 0u; i < 4u; i++) { acc[i] += xs[lid.y + 16u * i][kk] * b; }
+    for (var kk = 0u; kk < ${TK}u; kk++) {
+      let b = vec4f(ws[lid.x][kk], ws[lid.x + ${SIDE}u][kk], ws[lid.x + ${2 * SIDE}u][kk], ws[lid.x + ${3 * SIDE}u][kk]);
+      for (var i = 0u; i < 4u; i++) { acc[i] += xs[lid.y + ${SIDE}u * i][kk] * b; }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
-    let m = tm + lid.y + 16u * i;
+    let m = tm + lid.y + ${SIDE}u * i;
     for (var j = 0u; j < 4u; j++) {
-      let n = tn + lid.x + 16u * j;
+      let n = tn + lid.x + ${SIDE}u * j;
       if (m < p.M && n < p.rows) {
         var b = 0.0;
         if (p.hasBias != 0u) { b = loadBias(p.n0 + n); }
@@ -122,30 +168,28 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       }
     }
   }
-}`;
+}`,
+});
+if (TILE !== 4 * SIDE) throw new Error('matmulTiled: a thread owns 4 × 4 outputs (vec4 accumulators), so TILE = 4·SIDE');
 
-/** One dispatch per weight chunk (a weight over the binding limit is split by output rows). */
-export function encodeMatmul(
-  ctx: GpuContext,
-  out: GpuTensor,
-  x: GpuTensor,
-  w: GpuWeight,
-  bias: GpuWeight | undefined,
-  dummy: GpuBuf,
-): void {
-  const [N, K] = w.shape;
-  const M = x.size / K;
-  if (M === 0) return;
-  const vec = M <= MATVEC_MAX_M;
-  const biasDtype = bias?.dtype ?? 'f32';
-  for (const c of w.chunks) {
-    ctx.dispatch({
-      key: `${vec ? 'matvec' : 'matmul'}|${w.dtype}|${biasDtype}`,
-      code: () => weightLoader(w.dtype) + weightLoader(biasDtype, 'loadBias', 'bias', 'B_T') + (vec ? matvecWgsl : matmulTiledWgsl),
-      access: 'wrrr',
-      buffers: [out.buf, x.buf, c.buf, bias ? bias.single('matmul bias') : dummy],
-      params: [M, N, K, c.row0, c.rows, bias ? 1 : 0],
-      groups: vec ? c.rows : [Math.ceil(c.rows / 64), Math.ceil(M / 64)],
-    });
-  }
+/** The host side of a matmul kernel: one dispatch per weight chunk, over `grid(chunk rows, M)` workgroups. */
+function matmulEncoder(kernel: typeof matvecKernel, grid: (rows: number, M: number) => number | readonly [number, number]) {
+  return (ctx: GpuContext, out: GpuTensor, x: GpuTensor, w: GpuWeight, bias: GpuWeight | undefined, noBias: GpuBuf): void => {
+    const [N, K] = w.shape;
+    const M = x.size / K;
+    if (M === 0) return;
+    for (const c of w.chunks) {
+      ctx.dispatch({
+        kernel,
+        dtypes: { weight: w.dtype, bias: bias?.dtype ?? 'f32' },
+        buffers: [out.buf, x.buf, c.buf, bias ? bias.single('matmul bias') : noBias],
+        params: { M, N, K, n0: c.row0, rows: c.rows, hasBias: bias !== undefined },
+        groups: grid(c.rows, M),
+      });
+    }
+  };
 }
+
+export const encodeMatmulRef = matmulEncoder(matmulRefKernel, (rows, M) => Math.ceil((rows * M) / REF_WG));
+export const encodeMatvec = matmulEncoder(matvecKernel, (rows) => rows);
+export const encodeMatmulTiled = matmulEncoder(matmulTiledKernel, (rows, M) => [Math.ceil(rows / TILE), Math.ceil(M / TILE)]);

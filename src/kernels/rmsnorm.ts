@@ -4,7 +4,8 @@
  * CPU (JS numbers), which is at least as accurate.
  */
 import type { GpuContext, GpuTensor, GpuWeight } from './webgpu/context.ts';
-import { weightLoader } from './webgpu/wgsl.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { sum, weightLoader, wgslKernel, workgroupReduce } from './webgpu/wgsl.ts';
 
 export function rmsnormCpu(out: Float32Array, x: Float32Array, w: Float32Array, dim: number, eps: number): void {
   for (let row = 0; row * dim < x.length; row++) {
@@ -18,43 +19,46 @@ export function rmsnormCpu(out: Float32Array, x: Float32Array, w: Float32Array, 
 
 // --- WebGPU ---------------------------------------------------------------------------------------
 
+/** Threads per row (one workgroup per row). */
+const WG = 256;
+const params = uniforms({ rows: 'u32', dim: 'u32', eps: 'f32' });
+
 /**
  * One workgroup per row: each thread sums the squares of a strided slice in f32, a tree reduction in
- * workgroup memory adds the 256 partial sums, then every thread scales its slice.
+ * workgroup memory adds the WG partial sums, then every thread scales its slice.
  */
-export const rmsnormWgsl = /* wgsl */ `
-struct Params { rows: u32, dim: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
+export const rmsnormKernel = wgslKernel({
+  name: 'rmsnorm',
+  params,
+  access: 'wrr',
+  workgroupSize: WG,
+  code: ({ weight = 'f32' }) => /* wgsl */ `
+${weightLoader(weight)}
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, D)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, D)
 @group(0) @binding(3) var<storage, read> w: array<W_T>;         // (D)
-var<workgroup> red: array<f32, 256>;
-
-@compute @workgroup_size(256)
+${workgroupReduce('reduceSum', 'f32', WG, sum, { calledOnce: true })}
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; } // uniform: the whole workgroup leaves together
   let off = row * p.dim;
   var s = 0.0;
-  for (var i = li; i < p.dim; i += 256u) { let v = x[off + i]; s += v * v; }
-  red[li] = s;
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    workgroupBarrier();
-    if (li < k) { red[li] += red[li + k]; }
-  }
-  let scale = 1.0 / sqrt(workgroupUniformLoad(&red[0]) / f32(p.dim) + p.eps);
-  for (var i = li; i < p.dim; i += 256u) { out[off + i] = loadW(i) * (x[off + i] * scale); }
-}`;
+  for (var i = li; i < p.dim; i += ${WG}u) { let v = x[off + i]; s += v * v; }
+  let scale = 1.0 / sqrt(reduceSum(li, s) / f32(p.dim) + p.eps);
+  for (var i = li; i < p.dim; i += ${WG}u) { out[off + i] = loadW(i) * (x[off + i] * scale); }
+}`,
+});
 
 export function encodeRmsnorm(ctx: GpuContext, out: GpuTensor, x: GpuTensor, w: GpuWeight, eps: number): void {
   const dim = x.shape[x.shape.length - 1];
   const rows = x.size / dim;
   ctx.dispatch({
-    key: `rmsnorm|${w.dtype}`,
-    code: () => weightLoader(w.dtype) + rmsnormWgsl,
-    access: 'wrr',
+    kernel: rmsnormKernel,
+    dtypes: { weight: w.dtype },
     buffers: [out.buf, x.buf, w.single('rmsnorm')],
-    params: [rows, dim, { f32: eps }],
+    params: { rows, dim, eps },
     groups: rows,
   });
 }

@@ -10,6 +10,8 @@
  * accurate near [−π, π] and the angles here reach thousands of radians.
  */
 import type { GpuContext, GpuTensor } from './webgpu/context.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { wgslKernel } from './webgpu/wgsl.ts';
 
 export function ropeCpu(
   x: Float32Array, // (M, heads, hd), rotated in place
@@ -37,16 +39,23 @@ export function ropeCpu(
 // --- WebGPU ---------------------------------------------------------------------------------------
 
 /** One thread per rotated pair (m, head, i < hd/2); cos and sin are table lookups (see above). */
-export const ropeWgsl = /* wgsl */ `
-struct Params { n: u32, heads: u32, hd: u32, posBase: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+const WG = 256; // threads per workgroup, one rotated pair each
+const params = uniforms({ n: 'u32', heads: 'u32', hd: 'u32', posBase: 'u32' });
+
+export const ropeKernel = wgslKernel({
+  name: 'rope',
+  params,
+  access: 'wrr',
+  workgroupSize: WG,
+  code: () => /* wgsl */ `
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // (M, heads, hd), in place
 @group(0) @binding(2) var<storage, read> table: array<f32>;   // (P, hd) = [cos | sin]
 @group(0) @binding(3) var<storage, read> ints: array<i32>;    // positions (M) at posBase
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let j = (wid.x + wid.y * nwg.x) * 256u + li;
+  let j = (wid.x + wid.y * nwg.x) * ${WG}u + li;
   if (j >= p.n) { return; }
   let half = p.hd / 2u;
   let i = j % half;
@@ -59,18 +68,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let b = x[off + half];
   x[off] = a * c - b * s;
   x[off + half] = b * c + a * s;
-}`;
+}`,
+});
 
 export function encodeRope(ctx: GpuContext, x: GpuTensor, table: GpuTensor, positions: Int32Array, heads: number): void {
   const hd = table.shape[table.shape.length - 1];
   const n = (positions.length * heads * hd) / 2;
   ctx.dispatch({
-    key: 'rope',
-    code: () => ropeWgsl,
-    access: 'wrr',
+    kernel: ropeKernel,
     buffers: [x.buf, table.buf, 'ints'],
     ints: positions,
-    params: (posBase) => [n, heads, hd, posBase],
-    groups: Math.ceil(n / 256),
+    params: (posBase) => ({ n, heads, hd, posBase }),
+    groups: Math.ceil(n / WG),
   });
 }

@@ -1,5 +1,7 @@
 /** SwiGLU gate of the Llama MLP: out (M, F) = silu(gate) ⊙ up, silu(g) = g / (1 + e^−g). */
 import type { GpuContext, GpuTensor } from './webgpu/context.ts';
+import { uniforms } from './webgpu/uniforms.ts';
+import { wgslKernel } from './webgpu/wgsl.ts';
 
 export function swigluCpu(out: Float32Array, gate: Float32Array, up: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
@@ -11,28 +13,34 @@ export function swigluCpu(out: Float32Array, gate: Float32Array, up: Float32Arra
  * Elementwise. exp's argument is clamped: past 80 the sigmoid is 0 to f32 precision anyway, and WGSL
  * leaves exp's overflow undefined rather than +inf.
  */
-export const swigluWgsl = /* wgsl */ `
-struct Params { n: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+const WG = 256; // threads per workgroup, one element each
+const params = uniforms({ n: 'u32' });
+
+export const swigluKernel = wgslKernel({
+  name: 'swiglu',
+  params,
+  access: 'wrr',
+  workgroupSize: WG,
+  code: () => /* wgsl */ `
+${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, F)
 @group(0) @binding(2) var<storage, read> gate: array<f32>;      // (M, F)
 @group(0) @binding(3) var<storage, read> up: array<f32>;        // (M, F)
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + li;
+  let i = (wid.x + wid.y * nwg.x) * ${WG}u + li;
   if (i >= p.n) { return; }
   let g = gate[i];
   out[i] = (g / (1.0 + exp(min(-g, 80.0)))) * up[i];
-}`;
+}`,
+});
 
 export function encodeSwiglu(ctx: GpuContext, out: GpuTensor, gate: GpuTensor, up: GpuTensor): void {
   ctx.dispatch({
-    key: 'swiglu',
-    code: () => swigluWgsl,
-    access: 'wrr',
+    kernel: swigluKernel,
     buffers: [out.buf, gate.buf, up.buf],
-    params: [out.size],
-    groups: Math.ceil(out.size / 256),
+    params: { n: out.size },
+    groups: Math.ceil(out.size / WG),
   });
 }

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RoseError } from '../errors.ts';
+import type { CheckpointFiles } from './files.ts';
 
 /** The rope scalings we implement. 'default' (no scaling) is represented as null. */
 export type RopeScaling =
@@ -262,6 +263,8 @@ function parseRopeScaling(v: unknown, source: string, field: string): RopeScalin
   }
 }
 
+const CONFIG_MISSING_HINT = 'pass a Hugging Face checkpoint folder: it holds config.json next to model.safetensors';
+
 /** Reads and validates dir/config.json. */
 export function loadLlamaConfig(dir: string): LlamaConfig {
   const path = join(dir, 'config.json');
@@ -273,9 +276,22 @@ export function loadLlamaConfig(dir: string): LlamaConfig {
     throw new RoseError(
       'CONFIG',
       missing ? `${path} does not exist` : `cannot read ${path}: ${e instanceof Error ? e.message : String(e)}`,
-      'pass a Hugging Face checkpoint folder: it holds config.json next to model.safetensors',
+      CONFIG_MISSING_HINT,
     );
   }
+  return parseLlamaConfigText(text, path);
+}
+
+/** Reads and validates config.json of a set of files (a browser folder or URL). */
+export async function loadLlamaConfigFrom(files: CheckpointFiles): Promise<LlamaConfig> {
+  const path = files.where('config.json');
+  const text = await files.text('config.json');
+  if (text === undefined) throw new RoseError('CONFIG', `${path} does not exist`, CONFIG_MISSING_HINT);
+  return parseLlamaConfigText(text, path);
+}
+
+/** The text of a config.json, parsed and validated; `path` names it in messages. */
+export function parseLlamaConfigText(text: string, path: string): LlamaConfig {
   let json: unknown;
   try {
     json = JSON.parse(text);

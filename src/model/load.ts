@@ -1,9 +1,11 @@
 /**
  * Loading a Hugging Face checkpoint folder: config.json + model.safetensors (or shards listed in
- * model.safetensors.index.json) → a Llama on the chosen backend.
+ * model.safetensors.index.json) → a Llama on the chosen backend. From a path (Node), or from a set of
+ * files (files.ts: a folder picked in a browser, or a URL).
  */
 import type { Backend, DType } from '../kernels/backend.ts';
-import { loadLlamaConfig } from './config.ts';
+import { loadLlamaConfig, loadLlamaConfigFrom } from './config.ts';
+import type { CheckpointFiles } from './files.ts';
 import { Llama } from './llama.ts';
 import { SafetensorsCheckpoint } from './safetensors.ts';
 import { loadWeights, type TensorSource } from './weights.ts';
@@ -35,6 +37,18 @@ export function loadLlama(dir: string, backend: Backend, opts: LoadOptions = {})
   const ckpt = SafetensorsCheckpoint.open(dir);
   try {
     const weights = loadWeights(config, checkpointSource(dir, ckpt), backend, opts.onProgress);
+    return new Llama(config, weights, backend);
+  } finally {
+    ckpt.close();
+  }
+}
+
+/** loadLlama for a set of files; the weights are read into memory first (files.ts says why). */
+export async function loadLlamaFrom(files: CheckpointFiles, backend: Backend, opts: LoadOptions = {}): Promise<Llama> {
+  const config = await loadLlamaConfigFrom(files);
+  const ckpt = await SafetensorsCheckpoint.fromFiles(files);
+  try {
+    const weights = loadWeights(config, checkpointSource(files.label, ckpt), backend, opts.onProgress);
     return new Llama(config, weights, backend);
   } finally {
     ckpt.close();

@@ -12,10 +12,12 @@
  * Errors: a malformed file or shard index is RoseError('SAFETENSORS'); a dtype we cannot compute
  * with is RoseError('DTYPE'); a missing file, shard or tensor is RoseError('CHECKPOINT').
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, HostWeight } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
+import { writeOutputFile } from '../outputFile.ts';
+import type { CheckpointFiles } from './files.ts';
 
 // --- byte access --------------------------------------------------------------------------------
 
@@ -374,6 +376,49 @@ export class SafetensorsFile {
 const SINGLE = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
 
+interface ShardIndex {
+  /** (tensor name, shard file name), as weight_map lists them. */
+  map: [string, string][];
+  /** The shard file names, sorted. */
+  shards: string[];
+}
+
+/** model.safetensors.index.json, checked: every entry maps a tensor to a plain file name in the folder. */
+function parseShardIndex(text: string, indexPath: string): ShardIndex {
+  const bad = (what: string) => new RoseError('SAFETENSORS', `${indexPath}: ${what}`, 'the shard index is corrupted; download it again');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not valid JSON (${(e as Error).message.slice(0, 200)})`);
+  }
+  if (!isObject(json) || !isObject(json.weight_map)) throw bad('has no "weight_map" object');
+  const map = Object.entries(json.weight_map);
+  if (map.length === 0) throw bad('weight_map lists no tensors');
+
+  const shardNames = new Set<string>();
+  for (const [name, shard] of map) {
+    if (typeof shard !== 'string') throw bad(`weight_map maps ${q(name)} to a ${typeof shard}, not a file name`);
+    // Shard names come from a downloaded file: never let one reach outside the folder.
+    if (shard === '' || shard === '.' || shard === '..' || /[/\\:\0]/.test(shard)) {
+      throw new RoseError(
+        'CHECKPOINT',
+        `${indexPath}: shard ${q(shard)} (for ${q(name)}) is not a plain file name`,
+        'shards must be files in the checkpoint folder itself; the index may be malicious or corrupted',
+      );
+    }
+    shardNames.add(shard);
+  }
+  return { map: map as [string, string][], shards: [...shardNames].sort() };
+}
+
+const missingShard = (indexPath: string, shard: string, folder: string): RoseError =>
+  new RoseError(
+    'CHECKPOINT',
+    `${indexPath} lists shard ${q(shard)}, which is missing from ${folder}`,
+    'the download is incomplete; fetch every shard the index lists',
+  );
+
 /**
  * A checkpoint folder: model.safetensors, or shards listed by model.safetensors.index.json
  * ({"weight_map": {name: shardFile}}). Like transformers, a single model.safetensors wins if both exist.
@@ -418,66 +463,77 @@ export class SafetensorsCheckpoint {
 
   private static openSharded(dir: string): SafetensorsCheckpoint {
     const indexPath = join(dir, INDEX);
-    const bad = (what: string) => new RoseError('SAFETENSORS', `${indexPath}: ${what}`, 'the shard index is corrupted; download it again');
-    let json: unknown;
+    let text: string;
     try {
-      json = JSON.parse(readFileSync(indexPath, 'utf8'));
+      text = readFileSync(indexPath, 'utf8');
     } catch (e) {
-      if (e instanceof SyntaxError) throw bad(`not valid JSON (${e.message.slice(0, 200)})`);
       throw ioError(indexPath, e);
     }
-    if (!isObject(json) || !isObject(json.weight_map)) throw bad('has no "weight_map" object');
-    const map = Object.entries(json.weight_map);
-    if (map.length === 0) throw bad('weight_map lists no tensors');
-
-    const shardNames = new Set<string>();
-    for (const [name, shard] of map) {
-      if (typeof shard !== 'string') throw bad(`weight_map maps ${q(name)} to a ${typeof shard}, not a file name`);
-      // Shard names come from a downloaded file: never let one reach outside the folder.
-      if (shard === '' || shard === '.' || shard === '..' || /[/\\:\0]/.test(shard)) {
-        throw new RoseError(
-          'CHECKPOINT',
-          `${indexPath}: shard ${q(shard)} (for ${q(name)}) is not a plain file name`,
-          'shards must be files in the checkpoint folder itself; the index may be malicious or corrupted',
-        );
-      }
-      shardNames.add(shard);
-    }
-
+    const index = parseShardIndex(text, indexPath);
     const files = new Map<string, SafetensorsFile>();
     try {
-      for (const shard of [...shardNames].sort()) {
+      for (const shard of index.shards) {
         const path = join(dir, shard);
         try {
           if (!statSync(path).isFile()) throw new Error('not a file');
         } catch {
-          throw new RoseError(
-            'CHECKPOINT',
-            `${indexPath} lists shard ${q(shard)}, which is missing from ${dir}`,
-            'the download is incomplete; fetch every shard the index lists',
-          );
+          throw missingShard(indexPath, shard, dir);
         }
         files.set(shard, SafetensorsFile.open(path));
       }
-      const where = new Map<string, SafetensorsFile>();
-      for (const [name, shard] of map) {
-        const file = files.get(shard as string)!;
-        if (!file.info(name)) {
-          throw new RoseError(
-            'CHECKPOINT',
-            `${indexPath} places tensor ${q(name)} in ${q(shard as string)}, which does not hold it`,
-            'the index and its shards are from different versions; download them again together',
-          );
-        }
-        where.set(name, file);
-      }
-      // Shard by shard in file order, so reading names() in turn reads each file front to back.
-      const order = [...files.values()].flatMap((f) => f.names().filter((n) => where.get(n) === f));
-      return new SafetensorsCheckpoint([...files.values()], where, order);
+      return SafetensorsCheckpoint.fromShards(indexPath, index, files);
     } catch (e) {
       for (const f of files.values()) f.close();
       throw e;
     }
+  }
+
+  /**
+   * The checkpoint of a set of files (a folder picked in a browser, or a URL): model.safetensors, or
+   * the shards model.safetensors.index.json lists, each read whole into memory.
+   */
+  static async fromFiles(files: CheckpointFiles): Promise<SafetensorsCheckpoint> {
+    const single = await files.bytes(SINGLE);
+    if (single !== undefined) {
+      const file = SafetensorsFile.fromBytes(single, files.where(SINGLE));
+      return new SafetensorsCheckpoint([file], new Map(file.names().map((n) => [n, file])), file.names());
+    }
+    const indexText = await files.text(INDEX);
+    if (indexText === undefined) {
+      throw new RoseError(
+        'CHECKPOINT',
+        `${files.label} has neither ${SINGLE} nor ${INDEX}`,
+        'a checkpoint folder holds config.json next to model.safetensors (or its shards and model.safetensors.index.json)',
+      );
+    }
+    const indexPath = files.where(INDEX);
+    const index = parseShardIndex(indexText, indexPath);
+    const opened = new Map<string, SafetensorsFile>();
+    for (const shard of index.shards) {
+      const bytes = await files.bytes(shard);
+      if (bytes === undefined) throw missingShard(indexPath, shard, files.label);
+      opened.set(shard, SafetensorsFile.fromBytes(bytes, files.where(shard)));
+    }
+    return SafetensorsCheckpoint.fromShards(indexPath, index, opened);
+  }
+
+  /** A sharded checkpoint from its validated index and its opened shards (all of index.shards). */
+  private static fromShards(indexPath: string, index: ShardIndex, files: Map<string, SafetensorsFile>): SafetensorsCheckpoint {
+    const where = new Map<string, SafetensorsFile>();
+    for (const [name, shard] of index.map) {
+      const file = files.get(shard)!;
+      if (!file.info(name)) {
+        throw new RoseError(
+          'CHECKPOINT',
+          `${indexPath} places tensor ${q(name)} in ${q(shard)}, which does not hold it`,
+          'the index and its shards are from different versions; download them again together',
+        );
+      }
+      where.set(name, file);
+    }
+    // Shard by shard in file order, so reading names() in turn reads each file front to back.
+    const order = [...files.values()].flatMap((f) => f.names().filter((n) => where.get(n) === f));
+    return new SafetensorsCheckpoint([...files.values()], where, order);
   }
 
   /** Tensor names, shard by shard in data-offset order. */
@@ -573,35 +629,10 @@ export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata?: 
 }
 
 /**
- * Writes a safetensors file without building it in memory. It goes to `path.tmp-<pid>` first and is
- * renamed into place, so a crash or a full disk never leaves a torn file at `path`.
+ * Writes a safetensors file without building it in memory, through writeOutputFile: a regular file
+ * (or a new path) goes to a temp file that is renamed into place, so a crash or a full disk never
+ * leaves a torn file; a character device, a FIFO or `-` (stdout) is written straight through.
  */
 export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
-  const header = encodeHeader(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
-    writeAll(fd, header);
-    for (const t of tensors) writeAll(fd, t.data);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean up
-    }
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new RoseError('INPUT', `cannot write ${path}: ${msg}`, 'check that the folder exists, is writable and has free space');
-  }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.byteLength; ) {
-    done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, READ_CHUNK));
-  }
+  writeOutputFile(path, [encodeHeader(tensors, metadata), ...tensors.map((t) => t.data)], 'safetensors file');
 }

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 import { RoseError } from '../errors.ts';
 import type { LlamaConfig } from './config.ts';
+import { inFolder, type CheckpointFiles } from './files.ts';
 
 /**
  * The part of @huggingface/tokenizers (0.2.x) used here, typed by hand: the package's .d.ts files
@@ -217,6 +218,8 @@ export interface TokenizerSources {
   generationConfig?: unknown;
   /** A chat template found outside tokenizer_config.json (chat_template.jinja); the config's wins. */
   chatTemplate?: string | null;
+  /** Where a file of `dir` is, for messages (default: dir/name). */
+  where?: (name: string) => string;
 }
 
 export class RoseTokenizer {
@@ -247,9 +250,10 @@ export class RoseTokenizer {
 
   /** Builds a tokenizer from parsed files; every problem is a RoseError('INPUT') naming the file. */
   static fromJSON(src: TokenizerSources): RoseTokenizer {
-    const tjFile = src.dir === '<memory>' ? 'tokenizer.json' : join(src.dir, 'tokenizer.json');
-    const tcFile = src.dir === '<memory>' ? 'tokenizer_config.json' : join(src.dir, 'tokenizer_config.json');
-    const gcFile = src.dir === '<memory>' ? 'generation_config.json' : join(src.dir, 'generation_config.json');
+    const file = (name: string) => (src.dir === '<memory>' ? name : (src.where ?? ((n: string) => inFolder(src.dir, n)))(name));
+    const tjFile = file('tokenizer.json');
+    const tcFile = file('tokenizer_config.json');
+    const gcFile = file('generation_config.json');
     const tokenizerJson = checkTokenizerJson(src.tokenizerJson, tjFile);
     const config = src.tokenizerConfig ?? {};
     const settings = parseTokenizerSettings(config, tcFile);
@@ -352,19 +356,40 @@ export async function loadTokenizer(dir: string): Promise<RoseTokenizer | null> 
   const tjPath = join(dir, 'tokenizer.json');
   const tjText = await readOptional(tjPath, TOKENIZER_HINT);
   if (tjText === undefined) return null;
-  const tcPath = join(dir, 'tokenizer_config.json');
-  const gcPath = join(dir, 'generation_config.json');
   const [tcText, gcText, jinja] = await Promise.all([
-    readOptional(tcPath, CONFIG_HINT),
-    readOptional(gcPath, GENERATION_HINT),
+    readOptional(join(dir, 'tokenizer_config.json'), CONFIG_HINT),
+    readOptional(join(dir, 'generation_config.json'), GENERATION_HINT),
     readOptional(join(dir, 'chat_template.jinja'), CONFIG_HINT),
   ]);
+  return tokenizerFromTexts(dir, (name) => join(dir, name), tjText, tcText, gcText, jinja);
+}
+
+/** loadTokenizer for a set of files (a folder picked in a browser, or a URL). */
+export async function loadTokenizerFrom(files: CheckpointFiles): Promise<RoseTokenizer | null> {
+  const tjText = await files.text('tokenizer.json');
+  if (tjText === undefined) return null;
+  const [tcText, gcText, jinja] = await Promise.all(
+    ['tokenizer_config.json', 'generation_config.json', 'chat_template.jinja'].map((name) => files.text(name)),
+  );
+  return tokenizerFromTexts(files.label, files.where, tjText, tcText, gcText, jinja);
+}
+
+/** The tokenizer from the texts of its files (undefined: the file is absent). */
+function tokenizerFromTexts(
+  dir: string,
+  where: (name: string) => string,
+  tjText: string,
+  tcText: string | undefined,
+  gcText: string | undefined,
+  jinja: string | undefined,
+): RoseTokenizer {
   return RoseTokenizer.fromJSON({
     dir,
-    tokenizerJson: parseJson(tjText, tjPath, TOKENIZER_HINT),
-    tokenizerConfig: tcText === undefined ? {} : parseJson(tcText, tcPath, CONFIG_HINT),
-    generationConfig: gcText === undefined ? undefined : parseJson(gcText, gcPath, GENERATION_HINT),
+    tokenizerJson: parseJson(tjText, where('tokenizer.json'), TOKENIZER_HINT),
+    tokenizerConfig: tcText === undefined ? {} : parseJson(tcText, where('tokenizer_config.json'), CONFIG_HINT),
+    generationConfig: gcText === undefined ? undefined : parseJson(gcText, where('generation_config.json'), GENERATION_HINT),
     chatTemplate: jinja ?? null,
+    where,
   });
 }
 

@@ -80,6 +80,22 @@ export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
   return shapes;
 }
 
+/** Stored dtypes by config.json's torch_dtype; anything else is counted as f32, the largest. */
+const CONFIG_DTYPES: ReadonlyMap<string, DType> = new Map([
+  ['bfloat16', 'bf16'],
+  ['float16', 'f16'],
+  ['float32', 'f32'],
+]);
+
+/**
+ * The weights a config implies, as Backend.checkCapacity takes them, from config.json alone: lets a
+ * loader refuse a model too big for the backend before it reads (or downloads) any weight.
+ */
+export function plannedWeights(c: LlamaConfig): { dtype: DType; elements: number }[] {
+  const dtype = CONFIG_DTYPES.get(c.torchDtype ?? '') ?? 'f32';
+  return [...expectedTensors(c).values()].map((shape) => ({ dtype, elements: shape.reduce((a, b) => a * b, 1) }));
+}
+
 /** Checks every expected tensor is present with the expected shape. Throws on the first problem. */
 export function checkTensors(c: LlamaConfig, source: TensorSource): void {
   for (const [name, want] of expectedTensors(c)) {

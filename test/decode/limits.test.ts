@@ -26,13 +26,17 @@ describe('limits', () => {
   const pos = fx.ref.rows[0].tokens;
   const rev = fx.ref.rows[1].tokens;
 
-  it('a prompt plus max-new-tokens beyond max_position_embeddings is refused up front', async () => {
+  it('a prompt plus max-new-tokens beyond max_position_embeddings is refused up front, saying how many fit', async () => {
+    const longest = Math.max(pos.length, rev.length);
     await rejects(
-      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - pos.length + 1 }),
+      roseGenerate(model, pos, [rev], { maxNewTokens: 256 - longest + 1 }),
       'LIMIT',
-      'exceeds',
-      'max_position_embeddings (256)',
+      `${256 - longest + 1} new tokens do not fit`,
+      `the longest prompt row is ${longest} tokens`,
+      '(max_position_embeddings) is 256',
+      `at most ${256 - longest} new tokens fit this prompt`,
     );
+    await rejects(roseGenerate(model, Array(256).fill(1), [rev], { maxNewTokens: 1 }), 'LIMIT', 'no room for even one new token');
     // Exactly at the limit is fine.
     const ok = await roseGenerate(model, pos, [rev], { maxNewTokens: 2 });
     expect(ok.tokens).toHaveLength(2);

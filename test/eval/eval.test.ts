@@ -13,7 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { seededUniform } from '../../src/decode/random.ts';
 import { readEvalOutput, readPrompts, type EvalLine } from '../../src/eval/jsonl.ts';
 import { DEFAULT_REFUSAL_PHRASES, GCG_TEST_PREFIXES, isRefusal, loadRefusalPhrases, matchRefusal } from '../../src/eval/refusal.ts';
-import { formatSummary, runEval, summarize, type EvalRunFn } from '../../src/eval/runner.ts';
+import { mergeEvalOutputs } from '../../src/eval/merge.ts';
+import { formatSummary, runEval, shardOf, summarize, summarizeBy, summaryToJson, type EvalRunFn } from '../../src/eval/runner.ts';
 import { isRoseError } from '../../src/errors.ts';
 import { CHILD_EXTRA, fakeResponses, fakeRun as childRun } from './eval-child.ts';
 
@@ -191,18 +192,117 @@ describe('summary', () => {
     const s = summarize([]);
     expect(s.count).toBe(0);
     expect(s.plain.refusalRate).toBeNaN();
-    expect(formatSummary(s)).toMatch(/^0 prompts .*\nplain +— +— +—\nrose +— +— +—$/);
+    expect(formatSummary(s)).toMatch(/\ntotal +0 +— +— +— +— +— +—$/);
   });
 
-  it('formats as a short aligned table', () => {
+  it('formats as a short aligned table, plain before ROSE in each pair of columns', () => {
     const table = formatSummary(summarize(lines));
     expect(table).toBe(
       [
-        '3 prompts   refused       mean tokens   mean seconds', //
-        'plain       33.3% (1/3)          20.0          2.167',
-        'rose        66.7% (2/3)           6.0          1.833',
+        '        prompts   plain refused   ROSE refused   plain tokens   ROSE tokens   plain s   ROSE s', //
+        'total         3   33.3% (1/3)     66.7% (2/3)            20.0           6.0     2.167    1.833',
       ].join('\n'),
     );
+  });
+
+  it('per class: a row per value of the field (sorted), lines without it under (none), then the total', () => {
+    const classed: EvalLine[] = [
+      { ...lines[0], input: { class: 'subtle' } },
+      { ...lines[1], input: { class: 'benign' } },
+      { ...lines[2], input: {} },
+    ];
+    const g = summarizeBy(classed, 'class');
+    expect(g.groups.map((x) => [x.value, x.summary.count])).toEqual([
+      ['(none)', 1],
+      ['benign', 1],
+      ['subtle', 1],
+    ]);
+    expect(g.groups[2].summary).toEqual(summarize([classed[0]]));
+    expect(g.total).toEqual(summarize(classed));
+    expect(formatSummary(g).split('\n')).toEqual([
+      'class    prompts   plain refused   ROSE refused   plain tokens   ROSE tokens   plain s   ROSE s',
+      '(none)         1   0.0% (0/1)      0.0% (0/1)             30.0           8.0     3.500    1.000',
+      'benign         1   0.0% (0/1)      100.0% (1/1)           20.0           6.0     2.000    2.500',
+      'subtle         1   100.0% (1/1)    100.0% (1/1)           10.0           4.0     1.000    2.000',
+      'total          3   33.3% (1/3)     66.7% (2/3)            20.0           6.0     2.167    1.833',
+    ]);
+    const json = summaryToJson(g, { output: 'x.jsonl' }) as { groups: { value: string; count: number }[]; total: { plain: unknown } };
+    expect(json).toMatchObject({ format: 'rose-eval-summary/1', output: 'x.jsonl', groupBy: 'class' });
+    expect(json.groups.map((x) => x.value)).toEqual(['(none)', 'benign', 'subtle']);
+    expect(json.total.plain).toEqual({ refusals: 1, refusalRate: 1 / 3, meanTokens: 20, meanSeconds: 6.5 / 3 });
+    expect((summaryToJson(summarizeBy([], null), {}) as { total: { plain: { refusalRate: unknown } } }).total.plain.refusalRate).toBeNull();
+  });
+});
+
+describe('shards and merge', () => {
+  it('shardOf depends on the id alone and puts every id in exactly one of n shards', () => {
+    const ids = [...Array.from({ length: 300 }, (_, i) => `q-${i}`), 7, '7', 'ünï'];
+    for (const n of [1, 2, 3, 7]) {
+      const counts = Array(n).fill(0);
+      for (const id of ids) {
+        const s = shardOf(id, n);
+        expect(s).toBeGreaterThanOrEqual(1);
+        expect(s).toBeLessThanOrEqual(n);
+        counts[s - 1]++;
+      }
+      expect(counts.reduce((a, b) => a + b)).toBe(ids.length);
+      if (n > 1) expect(Math.min(...counts)).toBeGreaterThan(ids.length / n / 2); // no empty or starved shard
+    }
+    expect(shardOf(7, 3)).toBe(shardOf('7', 3)); // ids compare as strings
+    expect(shardOf('q-5', 4)).toBe(shardOf('q-5', 4));
+  });
+
+  it('the n shards run every prompt once, and merge (with the prompts file) into the bytes of one unsharded run', async () => {
+    const dir = tmp();
+    const input = promptsFile(dir, 23);
+    const whole = join(dir, 'whole.jsonl');
+    await runEval({ input, output: whole, run: fakeRun, extra: { alpha: 0.5 }, log: () => {} });
+    const parts = [1, 2, 3].map((index) => join(dir, `part${index}.jsonl`));
+    for (const [i, output] of parts.entries()) {
+      const r = await runEval({ input, output, run: fakeRun, extra: { alpha: 0.5 }, log: () => {}, shard: { index: i + 1, count: 3 } });
+      expect(r.total).toBe(r.written);
+    }
+    const merged = join(dir, 'merged.jsonl');
+    const lines = mergeEvalOutputs({ files: parts, output: merged, input, log: () => {} });
+    expect(lines).toHaveLength(23);
+    expect(readFileSync(merged, 'utf8')).toBe(readFileSync(whole, 'utf8'));
+  });
+
+  it('refuses a duplicate id, other run-wide fields, a torn file, missing prompts, and an existing output', async () => {
+    const dir = tmp();
+    const input = promptsFile(dir, 6);
+    const a = join(dir, 'a.jsonl');
+    const b = join(dir, 'b.jsonl');
+    await runEval({ input, output: a, run: fakeRun, extra: { alpha: 0.5 }, log: () => {}, shard: { index: 1, count: 2 } });
+    await runEval({ input, output: b, run: fakeRun, extra: { alpha: 0.5 }, log: () => {}, shard: { index: 2, count: 2 } });
+    const out = () => join(dir, `m${Math.random()}.jsonl`);
+    const firstId = JSON.parse(readFileSync(a, 'utf8').split('\n')[0]).id;
+    expectRoseError(
+      () => mergeEvalOutputs({ files: [a, b, a], output: out(), log: () => {} }),
+      'INPUT',
+      new RegExp(`a\\.jsonl:1: id ${JSON.stringify(firstId)} is also in .*a\\.jsonl:1`),
+    );
+    const c = join(dir, 'c.jsonl');
+    await runEval({ input, output: c, run: fakeRun, extra: { alpha: 0.3 }, log: () => {}, shard: { index: 2, count: 2 } });
+    expectRoseError(
+      () => mergeEvalOutputs({ files: [a, c], output: out(), log: () => {} }),
+      'INPUT',
+      /c\.jsonl:1: made with alpha=0\.3, but .*a\.jsonl:1 with alpha=0\.5/,
+    );
+    expectRoseError(
+      () => mergeEvalOutputs({ files: [a], output: out(), input, log: () => {} }),
+      'INPUT',
+      /of the 6 prompts of .* have no result/,
+    );
+    const torn = join(dir, 'torn.jsonl');
+    writeFileSync(torn, `${readFileSync(b, 'utf8')}{"id": "half`);
+    expectRoseError(
+      () => mergeEvalOutputs({ files: [a, torn], output: out(), log: () => {} }),
+      'INPUT',
+      /torn\.jsonl:\d+: a torn last line/,
+    );
+    expect(readFileSync(torn, 'utf8')).toMatch(/half$/); // left as it was
+    expectRoseError(() => mergeEvalOutputs({ files: [a, b], output: a, log: () => {} }), 'INPUT', /already exists/);
   });
 });
 
@@ -582,7 +682,7 @@ describe('kill and resume (child processes)', () => {
       if (killed >= kills) {
         const r = await child.exited;
         expect(r.code, r.stderr).toBe(0);
-        expect(r.stdout).toMatch(/complete\n80 prompts/);
+        expect(r.stdout).toMatch(/complete\n +prompts +plain refused.*\ntotal +80 /);
         break;
       }
       // Most kills land while prompts run (a few ms after start-up); some during start-up itself.

@@ -463,4 +463,31 @@ describe('rose pull', { timeout: 10_000 }, () => {
     expect(err).toMatch(/config\.json \[=+\] 100% 2\.09 kB\/2\.09 kB/);
     expect(err).toMatch(/model\.safetensors \[=+\] 100% 661 kB\/661 kB/);
   });
+
+  it('Ctrl-C stops `rose pull` cleanly: a note on stderr, exit status 130, and the same command resumes', async () => {
+    let err = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      err += String(s);
+      return true;
+    });
+    const dir = freshDir();
+    stallAfter.set('model.safetensors', 1000); // the server goes silent mid-file: Ctrl-C lands during the download
+    let code = 0;
+    const program = new Command().exitOverride();
+    registerPull(program, (c) => {
+      code = c;
+    });
+    const pulling = program.parseAsync(['node', 'rose', 'pull', 'rose/tiny', '--dir', dir, '--hub-url', hubUrl]);
+    for (let i = 0; i < 200 && !existsSync(join(dir, 'model.safetensors.partial')); i++) await new Promise((r) => setTimeout(r, 10));
+    process.emit('SIGINT');
+    await pulling;
+    vi.restoreAllMocks();
+    expect(code).toBe(130);
+    expect(err).toMatch(/rose pull: interrupted; run the same command again to resume/);
+    expect(existsSync(join(dir, 'model.safetensors'))).toBe(false);
+    stallAfter.clear();
+    await pullModel('rose/tiny', { dir, hubUrl });
+    expect(readFileSync(join(dir, 'model.safetensors')).equals(weightBytes)).toBe(true);
+  });
 });

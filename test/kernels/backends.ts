@@ -9,19 +9,14 @@ import type { Backend } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { WasmCpuBackend } from '../../src/kernels/cpu/wasm/backend.ts';
 import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/kernels/webgpu/backend.ts';
+import type { OpenedWebGpu } from '../../src/kernels/webgpu/device.ts';
 
 let described = false;
 
-/** A WebGPU backend, or undefined (with the warning / CI failure described above). */
-export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend | undefined> {
+/** `open()`'s result, or undefined with the warning / CI failure described above. */
+async function orSkip<T>(open: () => Promise<T>): Promise<T | undefined> {
   try {
-    const { WebGpuBackend } = await import('../../src/kernels/webgpu/backend.ts');
-    const be = await WebGpuBackend.create(opts);
-    if (!described) {
-      process.stderr.write(`[kernels] ${be.description}\n`);
-      described = true;
-    }
-    return be;
+    return await open();
   } catch (e) {
     const msg = `${(e as Error).message}${(e as { hint?: string }).hint ? `\n  hint: ${(e as { hint?: string }).hint}` : ''}`;
     if (process.env.CI === 'true') throw new Error(`CI needs a WebGPU adapter for the kernel tests: ${msg}`);
@@ -30,6 +25,24 @@ export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<
     );
     return undefined;
   }
+}
+
+/** A WebGPU backend, or undefined (with the warning / CI failure described above). */
+export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend | undefined> {
+  return orSkip(async () => {
+    const { WebGpuBackend } = await import('../../src/kernels/webgpu/backend.ts');
+    const be = await WebGpuBackend.create(opts);
+    if (!described) {
+      process.stderr.write(`[kernels] ${be.description}\n`);
+      described = true;
+    }
+    return be;
+  });
+}
+
+/** A bare WebGPU device (for tests below the backend), or undefined as above. Destroy it and drop `gpu`. */
+export async function webGpuDeviceUnderTest(): Promise<OpenedWebGpu | undefined> {
+  return orSkip(async () => (await import('../../src/kernels/webgpu/device.ts')).openWebGpu());
 }
 
 /** [cpu, cpu wasm, webgpu] — without webgpu outside CI when no adapter is available. */

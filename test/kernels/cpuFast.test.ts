@@ -17,25 +17,25 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { mulberry32 } from '../../src/decode/random.ts';
 import { matmulCpu } from '../../src/kernels/matmul.ts';
-import { matmulKernels, splitRows, rowBlock, V3_KB, type MatmulVariant } from '../../src/kernels/cpu/matmulFast.ts';
+import { splitRows, V3_KB } from '../../src/kernels/cpu/matmulFast.ts';
 import { CpuPool, sharedF32 } from '../../src/kernels/cpu/pool.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { cpuMatmulVariants } from '../../src/kernels/cpu/variants.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';
 import { join } from 'node:path';
 
 const SEED = 20240611;
-const VARIANTS: readonly MatmulVariant[] = [1, 2, 3];
+/** Every registered CPU matmul variant (cpu/variants.ts): a new one is tested here with no edit. */
+const VARIANTS = cpuMatmulVariants;
 
 /** Seeded uniform floats in [-1, 1), with an exact zero now and then (sign-of-zero paths). */
 function fill(a: Float32Array, seed: number): Float32Array {
-  let s = seed >>> 0;
+  const uniform = mulberry32(seed);
   for (let i = 0; i < a.length; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    const u = uniform();
     a[i] = u < 0.01 ? 0 : 2 * u - 1;
   }
   return a;
@@ -91,17 +91,17 @@ describe('matmul variants against v1 (matmulCpu): bit-identical', () => {
         const { x, w, bias, ref } = data(c);
         for (const v of VARIANTS) {
           const out = new Float32Array(c.M * c.N).fill(NaN);
-          matmulKernels[v](out, x, w, bias, c.M, c.N, c.K, 0, c.N);
+          v.rows(out, x, w, bias, c.M, c.N, c.K, 0, c.N);
           let i = firstDiff(out, ref);
-          if (i >= 0) throw new Error(describeCase(c, `v${v}`, i, out[i], ref[i]));
+          if (i >= 0) throw new Error(describeCase(c, `v${v.id}`, i, out[i], ref[i]));
           // The same kernel over contiguous row ranges, as the pool runs it: ranges tile N exactly.
           out.fill(NaN);
           for (let p = 0; p < parts; p++) {
-            const [n0, n1] = splitRows(c.N, parts, rowBlock(v, c.M), p);
-            matmulKernels[v](out, x, w, bias, c.M, c.N, c.K, n0, n1);
+            const [n0, n1] = splitRows(c.N, parts, v.rowBlock(c.M), p);
+            v.rows(out, x, w, bias, c.M, c.N, c.K, n0, n1);
           }
           i = firstDiff(out, ref);
-          if (i >= 0) throw new Error(describeCase(c, `v${v} in ${parts} row ranges`, i, out[i], ref[i]));
+          if (i >= 0) throw new Error(describeCase(c, `v${v.id} in ${parts} row ranges`, i, out[i], ref[i]));
         }
       }),
       { seed: SEED, numRuns: 150, endOnFailure: true },
@@ -118,7 +118,7 @@ describe('matmul variants against v1 (matmulCpu): bit-identical', () => {
             const out = sharedF32(c.M * c.N).fill(NaN);
             pool.matmul(v, out, x, w, bias, c.M, c.N, c.K);
             const i = firstDiff(out, ref);
-            if (i >= 0) throw new Error(describeCase(c, `v${v} on ${threads} threads`, i, out[i], ref[i]));
+            if (i >= 0) throw new Error(describeCase(c, `v${v.id} on ${threads} threads`, i, out[i], ref[i]));
             pool.release(out);
           }
           pool.release(x);
@@ -137,7 +137,7 @@ describe('matmul variants against v1 (matmulCpu): bit-identical', () => {
       const { x, w, bias, ref } = data(c);
       for (const v of VARIANTS) {
         const direct = new Float32Array(M * c.N);
-        matmulKernels[v](direct, x, w, bias, M, c.N, c.K, 0, c.N);
+        v.rows(direct, x, w, bias, M, c.N, c.K, 0, c.N);
         expect(firstDiff(direct, ref)).toBe(-1);
         for (const pool of pools.values()) {
           const out = sharedF32(M * c.N);
@@ -155,11 +155,12 @@ describe('the worker pool', () => {
     const x = sharedF32(6),
       w = sharedF32(6),
       out = sharedF32(4);
-    pool.matmul(2, out, x, w, undefined, 2, 2, 3);
-    expect(() => pool.matmul(2, new Float32Array(4), x, w, undefined, 2, 2, 3)).toThrow(/not in shared memory/);
+    const v2 = cpuMatmulVariants[1];
+    pool.matmul(v2, out, x, w, undefined, 2, 2, 3);
+    expect(() => pool.matmul(v2, new Float32Array(4), x, w, undefined, 2, 2, 3)).toThrow(/not in shared memory/);
     pool.destroy();
     pool.destroy(); // harmless
-    expect(() => pool.matmul(2, out, x, w, undefined, 2, 2, 3)).toThrow(/destroyed/);
+    expect(() => pool.matmul(v2, out, x, w, undefined, 2, 2, 3)).toThrow(/destroyed/);
   });
 
   it('rejects a bad thread count', () => {
@@ -170,15 +171,15 @@ describe('the worker pool', () => {
 
 describe('CpuBackend threads and variants on a fixture model', () => {
   // Prefill (M = B·T > 8: v3) then decode steps (M = 2: v2): the logits of every call must be the
-  // same bits on 1 and 2 threads, and with the reference matmul forced (variant 1).
+  // same bits on 1 and 2 threads, and with each registered matmul variant forced.
   for (const fixture of ['tiny-gqa-bf16-tied', 'tiny-f16-bias']) {
     it(`${fixture}: threads 2 and variant 1 give the logits of threads 1`, async () => {
       const dir = join(fixturesDir, fixture);
       const configs = [
         { threads: 1 },
         { threads: 2, minParallelWork: 0 },
-        { threads: 1, variant: 1 as const },
-        { threads: 2, variant: 3 as const, minParallelWork: 0 },
+        ...VARIANTS.map((v) => ({ threads: 1, kernels: { matmul: v.id } })),
+        { threads: 2, kernels: { matmul: 3 }, minParallelWork: 0 },
       ];
       const runs: Float32Array[][] = [];
       for (const opts of configs) {

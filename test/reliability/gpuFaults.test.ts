@@ -1,10 +1,13 @@
 /**
  * GPU faults, injected: a lost device and a pipeline that fails to compile. Each gives a RoseError
  * that names the adapter; with `auto` the session falls back to the CPU loudly and the answer equals
- * the CPU's — never silently wrong.
+ * the CPU's — never silently wrong. Closing the session on purpose (rose eval's Ctrl-C) is no fault.
+ *
+ * `auto` takes a real GPU only; the software adapter these tests run on is asked for by name
+ * (ROSE_WEBGPU_ADAPTER, which `auto` honours) so that auto's fallback path is what is tested.
  */
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Rose } from '../../src/api.ts';
 import { RoseError } from '../../src/errors.ts';
 import type { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
@@ -13,6 +16,7 @@ import { loadFixture } from '../helpers/fixtures.ts';
 
 // Probe once: in CI a missing adapter fails here (backends.ts); elsewhere these tests are skipped loudly.
 const probe = await webGpuUnderTest();
+const probeAdapter = probe?.adapter;
 probe?.destroy();
 const DEFAULT = join(import.meta.dirname, '..', '..', 'weights', 'random-tiny');
 const fx = loadFixture('tiny-gqa-bf16-tied');
@@ -23,7 +27,14 @@ const opened: Rose[] = [];
 afterAll(() => {
   for (const r of opened) r.close();
 });
+const envBefore = process.env.ROSE_WEBGPU_ADAPTER;
+afterEach(() => {
+  if (envBefore === undefined) delete process.env.ROSE_WEBGPU_ADAPTER;
+  else process.env.ROSE_WEBGPU_ADAPTER = envBefore;
+});
 async function open(backend: 'webgpu' | 'auto', warnings: string[] = []): Promise<Rose> {
+  // `auto` gets the probed adapter by name: a software adapter is never auto's own choice.
+  if (backend === 'auto') process.env.ROSE_WEBGPU_ADAPTER = probeAdapter!.choice;
   const r = await Rose.open(fx.dir, { backend, warn: (l) => warnings.push(l) });
   opened.push(r);
   return r;
@@ -81,8 +92,40 @@ describe.skipIf(!probe)('GPU faults (injected)', () => {
   });
 });
 
-it('the default model still opens on auto (sanity of the helper above)', async () => {
-  const r = await Rose.open(DEFAULT, { backend: 'cpu' });
-  expect(r.backend.name).toBe('cpu');
-  r.close();
+describe.skipIf(!probe)('closing a session', () => {
+  it('mid-answer (rose eval on Ctrl-C) is no device loss: the answer stops with an error, no fallback, no warning', async () => {
+    const warnings: string[] = [];
+    const rose = await open('auto', warnings);
+    expect(rose.backend.name).toBe('webgpu');
+    const it = rose.streamIds(pos, [rev], { maxNewTokens: run.steps });
+    await it.next();
+    rose.close(); // what rose eval's finally does while an abandoned prompt is still decoding
+    await expect(
+      (async () => {
+        for (;;) if ((await it.next()).done) return;
+      })(),
+    ).rejects.toThrow(/session is closed|WebGPU backend was destroyed/);
+    expect(warnings).toEqual([]);
+    expect(rose.backend.name).toBe('webgpu'); // not moved to the CPU
+  });
+});
+
+it('an aborted signal stops an answer at its next step (rose eval passes Ctrl-C down this way)', async () => {
+  const rose = await Rose.open(fx.dir, { backend: 'cpu' });
+  opened.push(rose);
+  const ac = new AbortController();
+  const it = rose.streamIds(pos, [rev], { maxNewTokens: run.steps, signal: ac.signal });
+  await it.next();
+  ac.abort();
+  await expect(it.next()).rejects.toThrow(/abort/i);
+});
+
+it('the default model opens on auto: a real GPU adapter when there is one, else the CPU, never a software adapter', async () => {
+  delete process.env.ROSE_WEBGPU_ADAPTER;
+  const r = await Rose.open(DEFAULT, { backend: 'auto' });
+  opened.push(r);
+  if (r.backend.name === 'webgpu') expect(r.backendSummary.adapter?.software).toBe(false);
+  else expect(r.backendSummary.label).toBe('cpu (1 thread)');
+  // The probe takes a real GPU first: when it found only a software adapter, there is no GPU, and auto is the CPU.
+  if (probeAdapter?.software) expect(r.backend.name).toBe('cpu');
 });

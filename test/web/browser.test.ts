@@ -17,9 +17,9 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { buildWeb, webDir } from '../../web/build.ts';
-import { serveStatic, type StaticServer } from '../../web/serve.ts';
-import type { CheckResult, RoseWebApi } from '../../web/rose-web.ts';
+import { buildWeb, webDir } from '../../web/harness/build.ts';
+import { serveStatic, type StaticServer } from '../../web/harness/serve.ts';
+import type { CheckResult, RoseWebApi } from '../../web/harness/rose-web.ts';
 import { argmax, fixturesDir, loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
 
 /**

@@ -7,31 +7,24 @@
  * price is twice the memory for f16/bf16 checkpoints, which is acceptable on the CPU path. The WebGPU
  * backend keeps the stored dtype instead, where memory bandwidth is what decides speed.
  *
- * Fast path (options): matmul — more than 95% of the work — runs one of the numbered variants of
+ * Ops run the variants of cpu/variants.ts: v1, each op's plain twin, unless a faster one is chosen.
+ * Fast path: matmul — more than 95% of the work — runs one of the numbered variants of
  * matmulFast.ts (v1 = matmulCpu, the reference; v2 the decode matvec; v3 the blocked prefill
- * matmul; 'auto' = v2 for M ≤ 8, else v3), on `threads` threads through a worker pool over
- * SharedArrayBuffers (cpuPool.ts). Every variant and thread count gives bit-identical results (see
- * matmulFast.ts). Defaults: 'auto' and ONE thread, so tests stay simple and deterministic; the
+ * matmul; auto = v2 for M ≤ 8, else v3), on `threads` threads through a worker pool over
+ * SharedArrayBuffers (cpu/pool.ts). Every variant and thread count gives bit-identical results (see
+ * matmulFast.ts). Defaults: auto and ONE thread, so tests stay simple and deterministic; the
  * CLI and the benchmarks pass `threads`. With threads > 1 every weight and tensor lives in shared
  * memory, and destroy() must be called to stop the workers (they never keep Node alive, though).
  */
 import { totalmem } from 'node:os';
 import { RoseError } from '../../errors.ts';
-import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
-import { numel } from '../backend.ts';
+import type { Backend, DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { gib, numel } from '../backend.ts';
+import { describeChoice, type KernelChoice } from '../registry.ts';
+import { VariantBackend } from '../variantBackend.ts';
 import { widenToF32 } from './dtype.ts';
-import { addInPlaceCpu } from '../addInPlace.ts';
-import { attentionCpu } from '../attention.ts';
-import { contrastSoftmaxCpu } from '../contrastSoftmax.ts';
-import { embeddingCpu } from '../embedding.ts';
-import { gatherRowsCpu } from '../gatherRows.ts';
-import { kvWriteCpu } from '../kvWrite.ts';
-import { matmulCpu } from '../matmul.ts';
-import { matmulKernels, pickVariant, type VariantChoice } from './matmulFast.ts';
 import { CpuPool, sharedF32, toShared } from './pool.ts';
-import { rmsnormCpu } from '../rmsnorm.ts';
-import { ropeCpu } from '../rope.ts';
-import { swigluCpu } from '../swiglu.ts';
+import { type CpuRowsMatmul, cpuVariants } from './variants.ts';
 
 export class CpuTensor implements Tensor {
   readonly size: number;
@@ -52,52 +45,66 @@ export class CpuWeight implements Weight {
   ) {}
 }
 
-const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
+const inNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/**
+ * The memory the CPU backend may fill, and how to name it. Node: the machine's RAM. A browser (the
+ * teaching page runs this backend in a Web Worker) has no node:os: Chrome's navigator.deviceMemory
+ * gives the RAM in GiB, rounded down and capped at 8; other browsers say nothing, and 4 GiB is assumed.
+ */
+function hostMemory(): { bytes: number; what: string } {
+  if (inNode) return { bytes: totalmem(), what: `this machine's ${gib(totalmem())} GiB` };
+  const reported = (globalThis.navigator as { deviceMemory?: number } | undefined)?.deviceMemory;
+  if (reported)
+    return { bytes: reported * 2 ** 30, what: `the ${gib(reported * 2 ** 30)} GiB this browser reports (navigator.deviceMemory)` };
+  return { bytes: 4 * 2 ** 30, what: 'the 4.0 GiB assumed for a browser tab (this browser does not say how much memory it has)' };
+}
 const t = (x: Tensor): Float32Array => (x as CpuTensor).data;
 const w = (x: Weight): Float32Array => (x as CpuWeight).data;
-const last = (x: { shape: readonly number[] }): number => x.shape[x.shape.length - 1];
 
 export interface CpuBackendOptions {
   /** Threads for matmul (the calling thread included). Default 1. */
   readonly threads?: number;
-  /** Which matmul: 1 = matmulCpu (the reference), 2, 3, or 'auto' (default: 2 for M ≤ 8, else 3). */
-  readonly variant?: VariantChoice;
+  /** Forced variants by op (cpu/variants.ts), e.g. { matmul: 1 } for the reference; default: auto. */
+  readonly kernels?: KernelChoice;
   /** Matmuls with fewer multiply-adds stay on the calling thread (see CpuPoolOptions). */
   readonly minParallelWork?: number;
   /** How long pool threads poll before sleeping (see CpuPoolOptions). */
   readonly spinMicros?: number | 'auto';
 }
 
-export class CpuBackend implements Backend {
+export class CpuBackend extends VariantBackend<CpuBackend> implements Backend {
   readonly name = 'cpu' as const;
-  readonly description: string;
+  readonly variants = cpuVariants;
   readonly threads: number;
-  readonly variant: VariantChoice;
   /** The matmul worker pool, when threads > 1. */
   readonly pool: CpuPool | undefined;
 
   constructor(opts: CpuBackendOptions = {}) {
+    super();
     this.threads = opts.threads ?? 1;
-    this.variant = opts.variant ?? 'auto';
-    if (![1, 2, 3, 'auto'].includes(this.variant))
-      throw new RoseError('INPUT', `matmul variant must be 1, 2, 3 or auto, got ${String(this.variant)}`);
+    this.forceKernels(opts.kernels ?? {});
     this.pool =
       this.threads === 1
         ? undefined
         : new CpuPool({ threads: this.threads, minParallelWork: opts.minParallelWork, spinMicros: opts.spinMicros });
-    const v = this.variant === 'auto' ? 'auto (v2 for M ≤ 8, else v3)' : `v${this.variant}`;
-    this.description = `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, matmul ${v}, Node ${process.versions.node})`;
+  }
+
+  get description(): string {
+    const kernels = describeChoice(cpuVariants, this.kernels, ['matmul']);
+    const host = inNode ? `Node ${process.versions.node}` : 'in a browser';
+    return `cpu (TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${kernels}, ${host})`;
   }
 
   /** Weights are widened to f32 here, so each element costs 4 bytes whatever its stored dtype. */
   checkCapacity(weights: readonly { dtype: DType; elements: number }[]): void {
     const bytes = weights.reduce((sum, w) => sum + 4 * w.elements, 0);
     // Leave a quarter of the machine for activations, the KV cache, the OS and Node itself.
-    const limit = 0.75 * totalmem();
-    if (bytes > limit) {
+    const host = hostMemory();
+    if (bytes > 0.75 * host.bytes) {
       throw new RoseError(
         'LIMIT',
-        `this checkpoint needs ${gib(bytes)} GiB once widened to f32 on the CPU backend, more than 3/4 of this machine's ${gib(totalmem())} GiB`,
+        `this checkpoint needs ${gib(bytes)} GiB once widened to f32 on the CPU backend, more than 3/4 of ${host.what}`,
         'use a smaller checkpoint, or the webgpu backend, which keeps f16/bf16 weights in their stored size',
       );
     }
@@ -126,43 +133,17 @@ export class CpuBackend implements Backend {
     this.pool?.destroy();
   }
 
-  embedding(out: Tensor, table: Weight, ids: Int32Array): void {
-    embeddingCpu(t(out), w(table), ids, last(table));
+  // --- ops: VariantBackend runs each op's chosen variant (cpu/variants.ts) in this backend -------
+
+  protected variantContext(): CpuBackend {
+    return this;
   }
-  rmsnorm(out: Tensor, x: Tensor, weight: Weight, eps: number): void {
-    rmsnormCpu(t(out), t(x), w(weight), last(x), eps);
-  }
-  matmul(out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
+
+  /** A row-split matmul variant: on this thread, or split by output rows across the worker pool. */
+  matmulByRows(variant: CpuRowsMatmul, out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
     const [N, K] = weight.shape;
     const M = x.size / K;
-    const variant = pickVariant(this.variant, M);
     if (this.pool) this.pool.matmul(variant, t(out), t(x), w(weight), bias && w(bias), M, N, K);
-    else if (variant === 1) matmulCpu(t(out), t(x), w(weight), bias && w(bias), M, N, K);
-    else matmulKernels[variant](t(out), t(x), w(weight), bias && w(bias), M, N, K, 0, N);
-  }
-  rope(x: Tensor, table: Tensor, positions: Int32Array, heads: number): void {
-    ropeCpu(t(x), t(table), positions, heads, last(table));
-  }
-  kvWrite(cache: Tensor, src: Tensor, slot0: number): void {
-    const [B, S, Hkv, hd] = cache.shape;
-    kvWriteCpu(t(cache), t(src), B, S, Hkv * hd, slot0);
-  }
-  attention(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, padLen: Int32Array, slot0: number): void {
-    const [B, S, Hkv, hd] = kCache.shape;
-    const T = q.shape[0] / B;
-    const H = last(q) / hd;
-    attentionCpu(t(out), t(q), t(kCache), t(vCache), padLen, slot0, { B, T, S, H, Hkv, hd });
-  }
-  swiglu(out: Tensor, gate: Tensor, up: Tensor): void {
-    swigluCpu(t(out), t(gate), t(up));
-  }
-  addInPlace(x: Tensor, y: Tensor): void {
-    addInPlaceCpu(t(x), t(y));
-  }
-  gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void {
-    gatherRowsCpu(t(out), t(x), rows, last(x));
-  }
-  async contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
-    return contrastSoftmaxCpu(t(probs), t(logits), last(logits), params);
+    else variant.rows(t(out), t(x), w(weight), bias && w(bias), M, N, K, 0, N);
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Fast CPU matmuls, as numbered variants beside the plain one (llm.c dev/cuda style):
+ * Fast CPU matmuls, as numbered variants beside the plain one (llm.c dev/cuda style; the numbers,
+ * summaries and the automatic choice are registered in cpu/variants.ts):
  *
  *   v1  matmulCpu (src/kernels/matmul.ts): THE reference. One weight row at a time, one dot product
  *       per (row, activation row). Kept as is; every variant below is tested against it.
@@ -7,7 +8,7 @@
  *   v3  matmulV3: cache-blocked matmul for prefill (large M). See its header.
  *
  * All of them compute out (M, N) = x (M, K) · wᵀ (+ bias) for a weight stored as nn.Linear's (N, K),
- * restricted to the output rows [n0, n1) so that the worker pool (cpuPool.ts) can split N across
+ * restricted to the output rows [n0, n1) so that the worker pool (cpu/pool.ts) can split N across
  * threads and run this very code in every worker.
  *
  * Accuracy: bit-identical to v1, by construction. v1 accumulates in a JS number (f64): each product
@@ -35,15 +36,6 @@
  * load (bounds check, overflow check, address) and ~1 per multiply or add; the weight load is shared
  * by both rows, but the x loads and the multiply-adds double. No SIMD in JS to hide them.
  */
-import { matmulCpu } from '../matmul.ts';
-
-export type MatmulVariant = 1 | 2 | 3;
-export type VariantChoice = MatmulVariant | 'auto';
-
-/** 'auto' takes v2 up to this many activation rows (decode: 1 row, or 1 + k for ROSE) and v3 above. */
-export const AUTO_V2_MAX_M = 8;
-
-export const pickVariant = (choice: VariantChoice, M: number): MatmulVariant => (choice === 'auto' ? (M <= AUTO_V2_MAX_M ? 2 : 3) : choice);
 
 /** A matmul kernel restricted to output rows [n0, n1). */
 export type MatmulKernel = (
@@ -504,14 +496,6 @@ function rows4x1Acc(
   out[o + 2] = bias ? a2 + bias[n + 2] : a2;
   out[o + 3] = bias ? a3 + bias[n + 3] : a3;
 }
-
-export const matmulKernels: Record<MatmulVariant, MatmulKernel> = { 1: matmulCpu, 2: matmulV2, 3: matmulV3 };
-
-/**
- * The row granularity a thread's share of N is rounded to, so that every thread but the last runs
- * whole register blocks (8 rows for the M = 1 matvec, 4 otherwise).
- */
-export const rowBlock = (variant: MatmulVariant, M: number): number => (variant === 1 ? 1 : M === 1 && variant === 2 ? 8 : 4);
 
 /** Splits rows [0, N) into `parts` contiguous ranges of whole blocks: [n0, n1) of part i. */
 export function splitRows(N: number, parts: number, block: number, i: number): [number, number] {

@@ -42,7 +42,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { RoseError } from '../../errors.ts';
-import { matmulKernels, rowBlock, splitRows, type MatmulVariant } from './matmulFast.ts';
+import { splitRows } from './matmulFast.ts';
+import type { CpuRowsMatmul } from './variants.ts';
 
 // --- the shared control block (Int32Array indices); poolWorker.ts reads the same layout -------
 export const CTRL = {
@@ -121,7 +122,8 @@ export function toShared(src: Float32Array): Float32Array {
 
 export const isShared = (a: Float32Array): boolean => a.buffer instanceof SharedArrayBuffer;
 
-const workerUrl = new URL('./poolWorker.ts', import.meta.url);
+// Run from source (tsx) the worker is poolWorker.ts; from the package build (dist/, tsc) it is poolWorker.js.
+const workerUrl = new URL(`./poolWorker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
 
 /**
  * The worker's entry. A .ts worker (we run from source, through tsx) is started from a small ES
@@ -195,11 +197,12 @@ export class CpuPool {
   }
 
   /**
-   * out (M, N) = x (M, K) · wᵀ (+ bias) with variant `variant`, split by output rows across the
-   * threads. Every array must be shared (sharedF32 / toShared). Returns when all threads are done.
+   * out (M, N) = x (M, K) · wᵀ (+ bias) with `variant` (one of cpuMatmulVariants: the workers find it
+   * there by id), split by output rows across the threads. Every array must be shared
+   * (sharedF32 / toShared). Returns when all threads are done.
    */
   matmul(
-    variant: MatmulVariant,
+    variant: CpuRowsMatmul,
     out: Float32Array,
     x: Float32Array,
     w: Float32Array,
@@ -209,8 +212,8 @@ export class CpuPool {
     K: number,
   ): void {
     this.assertUsable();
-    const kernel = matmulKernels[variant];
-    const block = rowBlock(variant, M);
+    const kernel = variant.rows;
+    const block = variant.rowBlock(M);
     const parts = this.threads;
     if (parts === 1 || M * N * K < this.minParallelWork) {
       this.stats.inline++;
@@ -219,7 +222,7 @@ export class CpuPool {
     }
     const c = this.ctrl;
     c[CTRL.OP] = OP_MATMUL;
-    c[CTRL.VARIANT] = variant;
+    c[CTRL.VARIANT] = variant.id;
     c[CTRL.OUT] = this.idOf(out, 'out');
     c[CTRL.X] = this.idOf(x, 'x');
     c[CTRL.W] = this.idOf(w, 'w');

@@ -1,6 +1,6 @@
 /**
- * A worker of the CPU matmul pool (see cpuPool.ts for the protocol). It runs the same kernels as the
- * calling thread (matmulFast.ts) on its share of the output rows, and nothing else.
+ * A worker of the CPU matmul pool (see pool.ts for the protocol). It runs the same kernels as the
+ * calling thread (the row kernels of cpu/variants.ts) on its share of the output rows, and nothing else.
  *
  * Its loop never returns to the event loop while the pool lives: it polls the shared sequence
  * number for up to ctrl[SPIN_US] µs after each job, then sleeps in Atomics.wait, and pulls registrations
@@ -8,7 +8,7 @@
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { CTRL, OP_EXIT, OP_MATMUL, OP_WASM_MATMUL, type PoolMessage } from './pool.ts';
-import { matmulKernels, type MatmulVariant } from './matmulFast.ts';
+import { cpuMatmulVariants } from './variants.ts';
 import { instantiate, type KernelExports, MATMUL_EXPORTS } from './wasm/module.ts';
 
 const { ctrl: ctrlBuffer, index, port } = workerData as { ctrl: SharedArrayBuffer; index: number; port: MessagePort };
@@ -36,11 +36,13 @@ function get(id: number): Float32Array {
 }
 
 function runMatmul(): void {
-  const variant = ctrl[CTRL.VARIANT] as MatmulVariant;
+  const id = ctrl[CTRL.VARIANT];
+  const variant = cpuMatmulVariants.find((v) => v.id === id);
+  if (!variant) throw new Error(`worker ${index}: no matmul variant ${id}`);
   const biasId = ctrl[CTRL.BIAS];
   const n0 = ctrl[CTRL.ROWS + 2 * index];
   const n1 = ctrl[CTRL.ROWS + 2 * index + 1];
-  matmulKernels[variant](
+  variant.rows(
     get(ctrl[CTRL.OUT]),
     get(ctrl[CTRL.X]),
     get(ctrl[CTRL.W]),

@@ -11,21 +11,14 @@
  * Host-visible traffic per decode step: the integer inputs (a few bytes, through the arena) and the
  * 12-byte [argmax, sampled, non-finite row] of contrastSoftmax. `stats` counts dispatches, submits and bytes read back.
  */
-import type { Backend, ContrastParams, ContrastResult, DType, HostWeight, Tensor, Weight } from '../backend.ts';
-import { bytesPerElement } from '../backend.ts';
+import type { Backend, DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { bytesPerElement, gib } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
-import { GpuContext, type GpuTensor, type GpuWeight, type GpuBuf, type GpuStats } from './context.ts';
-import { openWebGpu, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
-import { encodeAddInPlace } from '../addInPlace.ts';
-import { encodeAttention } from '../attention.ts';
-import { encodeContrastSoftmax } from '../contrastSoftmax.ts';
-import { encodeEmbedding } from '../embedding.ts';
-import { encodeGatherRows } from '../gatherRows.ts';
-import { encodeKvWrite } from '../kvWrite.ts';
-import { encodeMatmul } from '../matmul.ts';
-import { encodeRmsnorm } from '../rmsnorm.ts';
-import { encodeRope } from '../rope.ts';
-import { encodeSwiglu } from '../swiglu.ts';
+import { checkKernelChoice, describeChoice, type KernelChoice } from '../registry.ts';
+import { VariantBackend } from '../variantBackend.ts';
+import { GpuContext, type GpuTensor, type GpuStats } from './context.ts';
+import { openWebGpu, type AdapterSummary, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
+import { type GpuEncoder, gpuVariants } from './variants.ts';
 
 export interface WebGpuBackendOptions extends OpenWebGpuOptions {
   /**
@@ -33,36 +26,47 @@ export interface WebGpuBackendOptions extends OpenWebGpuOptions {
    * maxStorageBufferBindingSize). Tests set it low to exercise the split on small weights.
    */
   readonly maxBindingBytesOverride?: number;
+  /** Forced variants by op (webgpu/variants.ts), e.g. { matmul: 3 }; default: auto. */
+  readonly kernels?: KernelChoice;
 }
 
 const STORAGE_COPY = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST
 
-const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);
 const t = (x: Tensor): GpuTensor => x as GpuTensor;
-const w = (x: Weight): GpuWeight => x as GpuWeight;
 
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend {
   readonly name = 'webgpu' as const;
-  readonly description: string;
+  readonly variants = gpuVariants;
+  /** The adapter in a few words and in full (the CLI's banner line and its --json). */
+  readonly adapter: AdapterSummary;
   private readonly ctx: GpuContext;
   private opened: OpenedWebGpu | undefined;
   private readonly maxBindingBytes: number;
-  /** Bound where a matmul has no bias (the binding must exist). */
-  private readonly noBias: GpuBuf;
-  /** contrastSoftmax's [argmax, sampled]. */
-  private readonly result: GpuBuf;
+  private readonly adapterDescription: string;
+  /** What the variants encode into: the context, the no-bias binding, contrastSoftmax's result. */
+  private readonly encoder: GpuEncoder;
 
   static async create(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    checkKernelChoice(gpuVariants, 'webgpu', opts.kernels ?? {}); // before a device exists: nothing to clean up
     return new WebGpuBackend(await openWebGpu(opts), opts);
   }
 
   private constructor(opened: OpenedWebGpu, opts: WebGpuBackendOptions) {
+    super();
     this.opened = opened;
+    this.adapter = opened.summary;
     this.ctx = new GpuContext(opened.device, opened.describe.split(';')[0]);
     this.maxBindingBytes = opts.maxBindingBytesOverride ?? opened.device.limits.maxStorageBufferBindingSize;
-    this.description = opened.describe + (opts.maxBindingBytesOverride ? `; weights split at ${opts.maxBindingBytesOverride} B` : '');
-    this.noBias = this.ctx.createBuf(16, STORAGE_COPY);
-    this.result = this.ctx.createBuf(16, STORAGE_COPY);
+    this.adapterDescription =
+      opened.describe + (opts.maxBindingBytesOverride ? `; weights split at ${opts.maxBindingBytesOverride} B` : '');
+    this.forceKernels(opts.kernels ?? {});
+    this.encoder = { ctx: this.ctx, noBias: this.ctx.createBuf(16, STORAGE_COPY), result: this.ctx.createBuf(16, STORAGE_COPY) };
+  }
+
+  /** The adapter and its limits, then any forced kernel variants. */
+  get description(): string {
+    const kernels = describeChoice(gpuVariants, this.kernels);
+    return this.adapterDescription + (kernels ? `; kernels ${kernels}` : '');
   }
 
   /** Test hook: simulate a lost device or a pipeline that fails to compile (see GpuContext.injectFault). */
@@ -124,40 +128,9 @@ export class WebGpuBackend implements Backend {
     this.opened = undefined;
   }
 
-  // --- ops ----------------------------------------------------------------------------------------
+  // --- ops: VariantBackend encodes each op's chosen variant (webgpu/variants.ts) -------------------
 
-  embedding(out: Tensor, table: Weight, ids: Int32Array): void {
-    encodeEmbedding(this.ctx, t(out), w(table), ids);
-  }
-  rmsnorm(out: Tensor, x: Tensor, weight: Weight, eps: number): void {
-    encodeRmsnorm(this.ctx, t(out), t(x), w(weight), eps);
-  }
-  matmul(out: Tensor, x: Tensor, weight: Weight, bias?: Weight): void {
-    encodeMatmul(this.ctx, t(out), t(x), w(weight), bias && w(bias), this.noBias);
-  }
-  rope(x: Tensor, table: Tensor, positions: Int32Array, heads: number): void {
-    encodeRope(this.ctx, t(x), t(table), positions, heads);
-  }
-  kvWrite(cache: Tensor, src: Tensor, slot0: number): void {
-    encodeKvWrite(this.ctx, t(cache), t(src), slot0);
-  }
-  attention(out: Tensor, q: Tensor, kCache: Tensor, vCache: Tensor, padLen: Int32Array, slot0: number): void {
-    encodeAttention(this.ctx, t(out), t(q), t(kCache), t(vCache), padLen, slot0);
-  }
-  swiglu(out: Tensor, gate: Tensor, up: Tensor): void {
-    encodeSwiglu(this.ctx, t(out), t(gate), t(up));
-  }
-  addInPlace(x: Tensor, y: Tensor): void {
-    encodeAddInPlace(this.ctx, t(x), t(y));
-  }
-  gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void {
-    encodeGatherRows(this.ctx, t(out), t(x), rows);
-  }
-  /** One dispatch; the host reads back only the 12-byte [argmax, sampled, non-finite row], never the logits. */
-  async contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
-    if (!(params.temperature > 0)) throw new RoseError('INPUT', `temperature must be > 0, got ${params.temperature}`);
-    encodeContrastSoftmax(this.ctx, t(probs), t(logits), params, this.result);
-    const [argmax, sampled, nonFinite] = new Uint32Array(await this.ctx.readBack(this.result, 12));
-    return { argmax, sampled, nonFiniteRow: nonFinite === 0xffffffff ? -1 : nonFinite };
+  protected variantContext(): GpuEncoder {
+    return this.encoder;
   }
 }

@@ -14,14 +14,16 @@
 import type { DType, Tensor, Weight } from '../backend.ts';
 import { bytesPerElement, numel } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
+import { UNIFORM_SLOT_BYTES, type UniformFields, type UniformValues } from './uniforms.ts';
+import type { KernelDtypes, WgslKernel } from './wgsl.ts';
 
 /** WebGPU enum values, fixed by the spec; spelled out so Node needs no GPUBufferUsage global. */
 const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
 const MAP_MODE_READ = 0x1;
 const STAGE_COMPUTE = 0x4;
 
-/** Bytes of one op's uniform slot: every Params struct fits in 16 scalars. */
-const UNIFORM_BYTES = 64;
+/** Bytes of one op's uniform slot: uniforms() refuses a Params struct larger than this. */
+const UNIFORM_BYTES = UNIFORM_SLOT_BYTES;
 /** Host writes up to this size go through the arena (ordered in the encoder); larger ones flush first. */
 const ARENA_WRITE_MAX = 64 * 1024;
 
@@ -68,21 +70,16 @@ export class GpuWeight implements Weight {
   }
 }
 
-/** A uniform field: a bare number is a u32. */
-export type Param = number | { readonly f32: number } | { readonly i32: number };
-
-export interface DispatchSpec {
-  /** Pipeline cache key: kernel name plus everything that changes the WGSL (dtypes, constants). */
-  readonly key: string;
-  /** The full WGSL, built only on a cache miss. Binding 0 is `var<uniform> p: Params`. */
-  readonly code: () => string;
-  /** One letter per storage binding 1..n: 'r' read-only, 'w' read_write. */
-  readonly access: string;
+export interface DispatchSpec<F extends UniformFields = UniformFields> {
+  /** The kernel: its WGSL, uniform struct, storage bindings and workgroup size (webgpu/wgsl.ts). */
+  readonly kernel: WgslKernel<F>;
+  /** The dtypes that pick its weight / bias loaders; part of the pipeline key. */
+  readonly dtypes?: KernelDtypes;
   /** The buffers of @binding(1..n), in order; 'ints' is the host-integer arena (with `ints`). */
   readonly buffers: readonly (GpuBuf | 'ints')[];
   readonly ints?: Int32Array;
-  /** Uniform fields in struct order; given the element offset of `ints` in the arena when needed. */
-  readonly params: readonly Param[] | ((intBase: number) => readonly Param[]);
+  /** The uniform values by field name; given the element offset of `ints` in the arena when needed. */
+  readonly params: UniformValues<F> | ((intBase: number) => UniformValues<F>);
   /** Workgroups: a linear count (folded into x·y past the per-dimension limit) or an explicit [x, y]. */
   readonly groups: number | readonly [number, number];
 }
@@ -239,7 +236,7 @@ export class GpuContext {
 
   // --- recording ------------------------------------------------------------------------------------
 
-  dispatch(spec: DispatchSpec): void {
+  dispatch<F extends UniformFields>(spec: DispatchSpec<F>): void {
     const [gx, gy] = this.grid(spec.groups);
     if (gx === 0 || gy === 0) return;
     const ints = spec.ints;
@@ -252,16 +249,10 @@ export class GpuContext {
     }
     const uOff = this.reserve(UNIFORM_BYTES, this.uniformAlign);
     const params = typeof spec.params === 'function' ? spec.params(intBase) : spec.params;
-    if (params.length > UNIFORM_BYTES / 4) throw new Error(`${spec.key}: too many uniform fields`);
-    const view = new DataView(this.arenaHost, uOff, UNIFORM_BYTES);
-    params.forEach((v, i) => {
-      if (typeof v === 'number') view.setUint32(i * 4, v, true);
-      else if ('f32' in v) view.setFloat32(i * 4, v.f32, true);
-      else view.setInt32(i * 4, v.i32, true);
-    });
+    spec.kernel.params.pack(new DataView(this.arenaHost, uOff, UNIFORM_BYTES), params);
 
     this.begin();
-    const layout = this.layout(spec.access);
+    const layout = this.layout(spec.kernel.access);
     const pipeline = this.pipeline(spec, layout.pipeline);
     const pass = this.computePass();
     pass.setPipeline(pipeline);
@@ -435,32 +426,31 @@ export class GpuContext {
     return l;
   }
 
-  private pipeline(spec: DispatchSpec, layout: GPUPipelineLayout): GPUComputePipeline {
-    const key = `${spec.key}|${spec.access}`;
+  private pipeline<F extends UniformFields>(spec: DispatchSpec<F>, layout: GPUPipelineLayout): GPUComputePipeline {
+    const { kernel, dtypes = {} } = spec;
+    const key = `${kernel.name}|${dtypes.weight ?? ''}|${dtypes.bias ?? ''}`;
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = this.corruptNextPipeline ? 'this is not WGSL' : spec.code();
+      const code = this.corruptNextPipeline ? 'this is not WGSL' : kernel.code(dtypes);
       this.corruptNextPipeline = false;
-      const module = this.device.createShaderModule({ label: spec.key, code });
-      p = this.device.createComputePipeline({ label: spec.key, layout, compute: { module, entryPoint: 'main' } });
+      const module = this.device.createShaderModule({ label: key, code });
+      p = this.device.createComputePipeline({ label: key, layout, compute: { module, entryPoint: 'main' } });
       this.pipelines.set(key, p);
     }
     return p;
   }
 
-  private bindGroup(spec: DispatchSpec, layout: GPUBindGroupLayout): GPUBindGroup {
+  private bindGroup<F extends UniformFields>(spec: DispatchSpec<F>, layout: GPUBindGroupLayout): GPUBindGroup {
+    const { name, access } = spec.kernel;
     const bufs = spec.buffers.map((b) => (b === 'ints' ? this.arena : b));
-    if (bufs.length !== spec.access.length) throw new Error(`${spec.key}: ${bufs.length} buffers for access '${spec.access}'`);
+    if (bufs.length !== access.length) throw new Error(`${name}: ${bufs.length} buffers for access '${access}'`);
     // WebGPU forbids a buffer bound writable and also bound elsewhere in the same dispatch.
     bufs.forEach((b, i) => {
-      if (spec.access[i] === 'w' && bufs.some((o, j) => j !== i && o.id === b.id)) {
-        throw new RoseError(
-          'BACKEND',
-          `${spec.key.split('|')[0]}: an output tensor is also an input; the WebGPU backend needs distinct tensors`,
-        );
+      if (access[i] === 'w' && bufs.some((o, j) => j !== i && o.id === b.id)) {
+        throw new RoseError('BACKEND', `${name}: an output tensor is also an input; the WebGPU backend needs distinct tensors`);
       }
     });
-    const key = `${spec.access}|${this.arena.id}|${bufs.map((b) => b.id).join(',')}`;
+    const key = `${access}|${this.arena.id}|${bufs.map((b) => b.id).join(',')}`;
     let g = this.bindGroups.get(key);
     if (!g) {
       if (this.bindGroups.size > 4096) this.bindGroups = new Map(); // bounded; rebuilt on demand

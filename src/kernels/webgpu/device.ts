@@ -1,7 +1,9 @@
 /**
  * WebGPU device acquisition, in Node (Dawn, via the `webgpu` package) and in a browser (navigator.gpu).
  *
- * Order of preference: a real GPU, then the software adapters that work on a plain Linux box:
+ * Two modes. `realGpuOnly` (what `--backend auto` asks for): a real GPU adapter or nothing, since on
+ * the CPU backend a small model decodes far faster than on a software adapter. Otherwise (`--backend
+ * webgpu`), in order of preference, a real GPU, then the software adapters that work on a plain Linux box:
  *   - 'gpu':         Dawn's default backend (Vulkan / Metal / D3D12), high-performance adapter. Accepted
  *                    only if adapter.info does not say CPU/software: a lavapipe or SwiftShader adapter
  *                    found this way is skipped here so that the faster llvmpipe below is preferred.
@@ -9,6 +11,13 @@
  *                    WebGPU *compatibility* mode is offered on GL. The fastest software path we found.
  *   - 'swiftshader': Chromium's SwiftShader Vulkan ICD.
  * Force one with opts.adapter or env ROSE_WEBGPU_ADAPTER=gpu|llvmpipe|swiftshader.
+ *
+ * Dawn's two "max…BuffersPerPipelineLayout artificially reduced from 90 to 16" lines on llvmpipe are not
+ * about the limits we request: Dawn's NormalizeLimits (src/dawn/native/Limits.cpp) clamps the GL
+ * driver's own per-layout counts to its internal maximum of 16 while requestAdapter() builds the
+ * adapter, before requestDevice() is called, and prints them from native code straight to file
+ * descriptor 2, with no toggle to turn them off. Since `auto` never opens a software adapter, they
+ * appear only when one is asked for by name.
  *
  * Lifetime (Node): Dawn keeps the process alive while the GPU object from create() is referenced, and
  * a live device keeps a core busy polling. Callers must call device.destroy() and drop `gpu`.
@@ -21,6 +30,29 @@ const CHOICES: readonly AdapterChoice[] = ['gpu', 'llvmpipe', 'swiftshader'];
 export interface OpenWebGpuOptions {
   /** Use only this adapter (default: env ROSE_WEBGPU_ADAPTER, else try all in order). */
   readonly adapter?: AdapterChoice;
+  /**
+   * Accept a real GPU only, never a software adapter (llvmpipe, lavapipe, SwiftShader), unless one
+   * is asked for by name (opts.adapter or ROSE_WEBGPU_ADAPTER). `--backend auto` sets it.
+   */
+  readonly realGpuOnly?: boolean;
+}
+
+/** The adapter in a few words and in full, for the one-line banner and for `--json` / `--verbose`. */
+export interface AdapterSummary {
+  /** Which of our candidates it is. */
+  readonly choice: AdapterChoice;
+  /** Short: 'llvmpipe, software' or the GPU's name. */
+  readonly label: string;
+  readonly software: boolean;
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  readonly description: string;
+  /** Dawn's backend ('default' = Vulkan / Metal / D3D12 as the platform has it, 'opengles', 'vulkan'). */
+  readonly backend: string;
+  readonly featureLevel: 'core' | 'compatibility';
+  /** The device's limits that we compute with. */
+  readonly limits: Readonly<Record<string, number>>;
 }
 
 export interface OpenedWebGpu {
@@ -35,6 +67,7 @@ export interface OpenedWebGpu {
   /** Host RAM in bytes (Node only): the memory budget of a software adapter. */
   readonly hostMemoryBytes: number | undefined;
   readonly describe: string;
+  readonly summary: AdapterSummary;
   /** The navigator.gpu-like object: keep it only as long as the device lives (it pins the process). */
   gpu: GPU | undefined;
 }
@@ -159,6 +192,23 @@ function infoOf(adapter: GPUAdapter): OpenedWebGpu['adapterInfo'] {
 
 const mib = (n: number): string => (n >= 1 << 20 ? `${+(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`);
 
+function summarize(c: Candidate, info: OpenedWebGpu['adapterInfo'], software: boolean, limits: GPUSupportedLimits): AdapterSummary {
+  const l = limits as unknown as Record<string, number>;
+  const all = Object.values(info).join(' ');
+  const name = software
+    ? `${(SOFTWARE.exec(all)?.[0] ?? c.choice).toLowerCase()}, software`
+    : info.device || info.description || [info.vendor, info.architecture].filter((s) => s).join(' ') || 'unknown GPU';
+  return {
+    choice: c.choice,
+    label: name,
+    software,
+    ...info,
+    backend: c.backend,
+    featureLevel: c.featureLevel,
+    limits: Object.fromEntries(WANTED_LIMITS.filter((k) => typeof l[k] === 'number').map((k) => [k, l[k]])),
+  };
+}
+
 function describe(c: Candidate, info: OpenedWebGpu['adapterInfo'], limits: GPUSupportedLimits): string {
   const name = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' / ') || 'unknown adapter';
   const l = limits as unknown as Record<string, number>;
@@ -176,20 +226,22 @@ async function tryCandidate(c: Candidate, forced: boolean): Promise<OpenedWebGpu
   const info = infoOf(adapter);
   const software = SOFTWARE.test(Object.values(info).join(' ')) || !!(adapter.info as { isFallbackAdapter?: boolean })?.isFallbackAdapter;
   // In the automatic order a software adapter behind the default backend waits for the last resort.
-  if (software && !c.acceptSoftware && !forced) return `skipped software adapter '${info.device || info.description}' for now`;
+  if (software && !c.acceptSoftware && !forced) return `skipped software adapter '${info.device || info.description}'`;
   const requiredLimits: Record<string, number> = {};
   const al = adapter.limits as unknown as Record<string, number>;
   for (const k of WANTED_LIMITS) if (typeof al[k] === 'number') requiredLimits[k] = al[k];
   const device = await adapter.requestDevice({ requiredLimits });
+  const isSoftware = software || c.choice !== 'gpu';
   const opened: OpenedWebGpu = {
     device,
     adapterInfo: info,
     choice: c.choice,
     backend: c.backend,
     featureLevel: c.featureLevel,
-    software: software || c.choice !== 'gpu',
+    software: isSoftware,
     hostMemoryBytes: isNode() ? (await import('node:os')).totalmem() : undefined,
     describe: describe(c, info, device.limits),
+    summary: summarize(c, info, isSoftware, device.limits),
     gpu,
   };
   gpu = undefined;
@@ -203,6 +255,7 @@ export async function openWebGpu(opts: OpenWebGpuOptions = {}): Promise<OpenedWe
   }
   let candidates = isNode() ? nodeCandidates() : browserCandidates();
   if (forced) candidates = candidates.filter((c) => c.choice === forced);
+  else if (opts.realGpuOnly) candidates = candidates.filter((c) => c.choice === 'gpu').map((c) => ({ ...c, acceptSoftware: false }));
   else if (isNode()) candidates.push({ ...candidates[0], acceptSoftware: true }); // last resort: e.g. lavapipe
   const tried: string[] = [];
   for (const c of candidates) {

@@ -80,7 +80,7 @@ export class WasmWeight implements Weight {
   }
 }
 
-export interface WasmBackendOptions extends Omit<CpuBackendOptions, 'variant'> {
+export interface WasmBackendOptions extends CpuBackendOptions {
   /** Which matmul: 4 (decode matvec), 5 (tiled), or 'auto' (default: 4 for M ≤ 8, else 5). */
   readonly variant?: WasmVariantChoice;
   /** The most bytes one WebAssembly memory may hold. Default (and ceiling) 4 GiB; tests force less. */
@@ -93,7 +93,7 @@ const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
 const bytesPer: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
 
 export class WasmCpuBackend extends CpuBackend {
-  override readonly description: string;
+  private readonly wasmDescription: string;
   readonly wasmVariant: WasmVariantChoice;
   readonly arenaBytes: number;
   readonly machineBytes: number;
@@ -106,7 +106,7 @@ export class WasmCpuBackend extends CpuBackend {
     if (unsupported) {
       throw new RoseError('BACKEND', `the WebAssembly SIMD tier cannot run: ${unsupported}`, 'use the TypeScript tier (--cpu-tier ts)');
     }
-    super({ ...opts, variant: 'auto' });
+    super(opts);
     this.wasmVariant = opts.variant ?? 'auto';
     if (![4, 5, 'auto'].includes(this.wasmVariant))
       throw new RoseError('INPUT', `WebAssembly matmul variant must be 4, 5 or auto, got ${String(this.wasmVariant)}`);
@@ -117,7 +117,11 @@ export class WasmCpuBackend extends CpuBackend {
     this.machineBytes = opts.machineBytes ?? totalmem();
     this.module = kernelModule();
     const v = this.wasmVariant === 'auto' ? 'auto (v4 for M ≤ 8, else v5)' : `v${this.wasmVariant}`;
-    this.description = `cpu (WebAssembly SIMD, ${this.threads} thread${this.threads === 1 ? '' : 's'}, matmul ${v}, weights in their stored dtype, Node ${process.versions.node})`;
+    this.wasmDescription = `cpu (WebAssembly SIMD, ${this.threads} thread${this.threads === 1 ? '' : 's'}, matmul ${v}, weights in their stored dtype, Node ${process.versions.node})`;
+  }
+
+  override get description(): string {
+    return this.wasmDescription;
   }
 
   // --- memory -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
- * `npm run web [-- CHECKPOINT_DIR] [--port N]`: builds the page and serves it on 127.0.0.1.
- *   /              web/ (index.html, dist/)
+ * `npm run web:harness [-- CHECKPOINT_DIR] [--port N]`: builds the correctness harness and serves it on 127.0.0.1.
+ *   /              web/harness/ (index.html, dist/)
  *   /fixtures/     test/fixtures/ (tiny checkpoints with reference prompts)
  *   /checkpoint/   CHECKPOINT_DIR, when given (a folder with config.json and model.safetensors)
  * Open the printed URL in a browser with WebGPU (Chrome/Edge 113+, or with --enable-unsafe-webgpu).
@@ -16,7 +16,7 @@ let checkpoint: string | undefined;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--port') port = Number(args[++i]);
   else if (args[i] === '--help' || args[i] === '-h') {
-    console.log('usage: npm run web [-- CHECKPOINT_DIR] [--port N]');
+    console.log('usage: npm run web:harness [-- CHECKPOINT_DIR] [--port N]');
     process.exit(0);
   } else checkpoint = args[i];
 }
@@ -31,7 +31,7 @@ if (checkpoint && !existsSync(join(checkpoint, 'config.json'))) {
 
 const built = await buildWeb();
 console.log(`built ${built.outfile} (${(built.bytes / 1024).toFixed(0)} KiB) in ${built.ms.toFixed(0)} ms`);
-const mounts: Record<string, string> = { '/': webDir, '/fixtures/': join(webDir, '..', 'test', 'fixtures') };
+const mounts: Record<string, string> = { '/': webDir, '/fixtures/': join(webDir, '..', '..', 'test', 'fixtures') };
 if (checkpoint) mounts['/checkpoint/'] = resolve(checkpoint);
 const srv = await serveStatic(mounts, port);
 const query = checkpoint ? '?checkpoint=checkpoint/' : '';

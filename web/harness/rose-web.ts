@@ -6,13 +6,13 @@
  * A checkpoint folder is a URL (relative or absolute, ending in '/') that serves config.json and
  * model.safetensors (a single file; sharded checkpoints are not handled here).
  */
-import type { DType, HostWeight } from '../src/kernels/backend.ts';
-import { WebGpuBackend } from '../src/kernels/webgpu/backend.ts';
-import { parseLlamaConfig } from '../src/model/config.ts';
-import { Llama } from '../src/model/llama.ts';
-import { SafetensorsFile } from '../src/model/safetensors.ts';
-import { loadWeights, type TensorSource } from '../src/model/weights.ts';
-import { roseGenerate } from '../src/decode/rose.ts';
+import type { DType, HostWeight } from '../../src/kernels/backend.ts';
+import { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
+import { parseLlamaConfig } from '../../src/model/config.ts';
+import { Llama } from '../../src/model/llama.ts';
+import { SafetensorsFile } from '../../src/model/safetensors.ts';
+import { loadWeights, type TensorSource } from '../../src/model/weights.ts';
+import { roseGenerate } from '../../src/decode/rose.ts';
 
 /** What navigator.gpu offers on this page, straight from the WebGPU API (not through our backend). */
 export interface AdapterReport {

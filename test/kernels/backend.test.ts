@@ -1,0 +1,67 @@
+/**
+ * What every backend promises beyond its ops: writes, ops and frees take effect in call order; a
+ * script that opens a WebGPU backend, uses it and destroys it exits by itself.
+ */
+import { describe, expect, it } from 'vitest';
+import { backends, gpu, TIMEOUT, withScope } from './harness.ts';
+
+describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, be) => {
+  it('contrastSoftmax refuses a temperature that is not > 0, before running anything', async () => {
+    await withScope(be, async (s) => {
+      for (const temperature of [0, -1, Number.NaN]) {
+        const call = be.contrastSoftmax(s.tensor([3]), s.tensor([1, 3]), { alphas: [], temperature, beta: 0, uniform: 0 });
+        await expect(call).rejects.toMatchObject({ code: 'INPUT', message: `temperature must be > 0, got ${temperature}` });
+      }
+    });
+  });
+
+  it(
+    'ordering: writes, ops and frees take effect in call order within one recording',
+    async () => {
+      for (const n of [5, 20_000]) {
+        // 20 000 floats take the large-write path (a flush, then queue.writeBuffer).
+        await withScope(be, async (s) => {
+          const a = Float32Array.from({ length: n }, (_, i) => i);
+          const b = Float32Array.from({ length: n }, (_, i) => 2 * i);
+          const x = s.tensor([n], a);
+          const y = s.tensor([n]);
+          be.addInPlace(y, x); // y = a
+          be.write(x, b);
+          be.addInPlace(y, x); // y = a + b
+          const tmp = be.alloc([n]);
+          be.addInPlace(tmp, x);
+          be.free(tmp); // recorded work still uses it
+          expect(Array.from((await be.read(y)).subarray(0, 5))).toEqual([0, 3, 6, 9, 12]);
+          expect((await be.read(y))[n - 1]).toBe(3 * (n - 1));
+        });
+      }
+    },
+    TIMEOUT,
+  );
+});
+
+(gpu ? describe : describe.skip)('webgpu backend lifetime', () => {
+  it(
+    'a script that opens, runs, and destroys the backend exits promptly',
+    async () => {
+      const { execFile } = await import('node:child_process');
+      const { fileURLToPath } = await import('node:url');
+      const src = fileURLToPath(new URL('../../src/kernels/webgpu/backend.ts', import.meta.url));
+      const code = `
+      import { WebGpuBackend } from ${JSON.stringify(src)};
+      const be = await WebGpuBackend.create();
+      const x = be.alloc([4]); be.write(x, Float32Array.of(1, 2, 3, 4)); be.addInPlace(x, be.alloc([4]));
+      console.log((await be.read(x)).join(','));
+      be.destroy();`;
+      const t0 = Date.now();
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { timeout: 30_000 }, (err, stdout) =>
+          err ? reject(err) : resolve(stdout),
+        ),
+      );
+      expect(out.trim()).toBe('1,2,3,4');
+      expect(Date.now() - t0).toBeLessThan(20_000); // it exited by itself (the timeout would kill it)
+    },
+    TIMEOUT,
+  );
+});
