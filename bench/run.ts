@@ -24,7 +24,6 @@ import { availableParallelism, cpus, hostname, loadavg, totalmem } from 'node:os
 import { join } from 'node:path';
 import type { Backend } from '../src/kernels/backend.ts';
 import { CpuBackend } from '../src/kernels/cpu/backend.ts';
-import { WasmCpuBackend } from '../src/kernels/cpu/wasm/backend.ts';
 import { openBackend } from '../src/kernels/select.ts';
 import { runContrast } from './lib/contrast.ts';
 import { runDecode, type DecodeOptions } from './lib/decode.ts';
@@ -116,7 +115,7 @@ if (only) {
   lg(`--only ${only.op}${only.variant === undefined ? '' : `=${only.variant}`}: the kernel figures alone, no results file`);
   const entries: BackendEntry[] = [];
   for (const threads of threadCounts) {
-    const be = new CpuBackend({ threads });
+    const be = new CpuBackend({ threads, tier: 'ts' });
     try {
       const bm = modelFor(be, 'f32');
       const e = entryFrom(be, bm, quick ? 'bf16 (fixture, widened to f32)' : 'f32', threads, null);
@@ -159,7 +158,7 @@ lg(
 const streamFor = (threads: number) =>
   threads === 1 ? simdStream.singleThreadGBps : threads === simdStream.threads ? simdStream.allThreadsGBps : null;
 
-const probeConfig = quick ? loadFixtureModel(new CpuBackend(), FIXTURE).model.config : null;
+const probeConfig = quick ? loadFixtureModel(new CpuBackend({ tier: 'ts' }), FIXTURE).model.config : null;
 const layers = quick ? probeConfig!.numHiddenLayers : 30;
 const dispatch = await measureDispatch(maxThreads, 7 * layers + 1, quick ? 500 : 2000);
 lg(`dispatch µs: ${JSON.stringify(dispatch.usPerDispatch)}`);
@@ -175,7 +174,7 @@ function entryFrom(be: Backend, bm: BenchModel, dtype: string, threads: number |
     dtype,
     model: bm.label,
     rose_over_plain_step_ratio: null,
-    kernel_tier: be.name !== 'cpu' ? null : be instanceof WasmCpuBackend ? 'wasm-simd' : 'ts',
+    kernel_tier: be instanceof CpuBackend ? (be.tier === 'wasm' ? 'wasm-simd' : 'ts') : null,
     bf16_over_f32_plain_step_ratio: null,
     prefill_speedup_over_v3: null,
     plain_tokens_per_second: null,
@@ -213,7 +212,7 @@ function finish(e: BackendEntry): void {
 // --- 3. CPU -------------------------------------------------------------------------------------------
 for (const threads of threadCounts) {
   lg(`CPU, ${threads} thread(s): building the model`);
-  const be = new CpuBackend({ threads });
+  const be = new CpuBackend({ threads, tier: 'ts' });
   try {
     const bm = modelFor(be, 'f32');
     const e = entryFrom(be, bm, quick ? 'bf16 (fixture, widened to f32)' : 'f32', threads, streamFor(threads));
@@ -249,7 +248,7 @@ if (!quick) {
   // bf16 on the CPU: the same compute after widening; decode only, to show it.
   const threads = maxThreads;
   lg(`CPU, ${threads} thread(s), bf16 checkpoint: decode only`);
-  const be = new CpuBackend({ threads });
+  const be = new CpuBackend({ threads, tier: 'ts' });
   try {
     const bm = modelFor(be, 'bf16');
     const e = entryFrom(be, bm, 'bf16 (widened to f32)', threads, streamFor(threads));
@@ -269,7 +268,7 @@ for (const threads of threadCounts) {
   let f32Entry: BackendEntry | undefined;
   for (const dtype of quick ? (['f32'] as const) : (['f32', 'bf16'] as const)) {
     lg(`CPU WebAssembly SIMD, ${threads} thread(s), ${dtype}: building the model`);
-    const be = new WasmCpuBackend({ threads });
+    const be = new CpuBackend({ threads, tier: 'wasm' });
     try {
       const bm = modelFor(be, dtype);
       const e = entryFrom(be, bm, quick ? 'bf16 (fixture, stored dtype)' : dtype, threads, streamFor(threads));

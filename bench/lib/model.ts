@@ -10,7 +10,7 @@
  */
 import { join } from 'node:path';
 import type { Backend, DType, HostWeight } from '../../src/kernels/backend.ts';
-import { WasmCpuBackend } from '../../src/kernels/cpu/wasm/backend.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { parseLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
 import { Llama } from '../../src/model/llama.ts';
 import { loadLlama } from '../../src/model/load.ts';
@@ -99,7 +99,7 @@ export interface BenchModel {
 
 /** The number of bytes per weight element the backend keeps: the CPU's TypeScript tier widens to f32. */
 export const storedBytes = (backend: Backend, dtype: DType): number =>
-  backend.name === 'cpu' && !(backend instanceof WasmCpuBackend) ? 4 : dtype === 'f32' ? 4 : 2;
+  backend instanceof CpuBackend && backend.tier === 'ts' ? 4 : dtype === 'f32' ? 4 : 2;
 
 export function matmulShapes(c: LlamaConfig): { name: string; N: number; K: number; perStep: number }[] {
   const q = c.numAttentionHeads * c.headDim;

@@ -8,9 +8,7 @@
  * lazily so that CPU runs never load Dawn.
  */
 import type { Backend } from './backend.ts';
-import { CpuBackend } from './cpu/backend.ts';
-import { WasmCpuBackend } from './cpu/wasm/backend.ts';
-import { wasmSimdUnsupported } from './cpu/wasm/module.ts';
+import { CpuBackend, type CpuTier } from './cpu/backend.ts';
 import { RoseError } from '../errors.ts';
 import { describeChoice, type KernelChoice } from './registry.ts';
 import type { AdapterSummary } from './webgpu/device.ts';
@@ -30,15 +28,15 @@ export interface BackendOptions {
    * TypeScript kernels, weights widened to f32), or 'auto' (default): wasm wherever this engine runs
    * WebAssembly SIMD with shared memory (Node ≥ 20, cross-origin-isolated browsers), else ts.
    */
-  cpuTier?: 'wasm' | 'ts' | 'auto';
+  cpuTier?: CpuTierChoice;
 }
+
+export type CpuTierChoice = CpuTier | 'auto';
+export const cpuTiers: readonly CpuTierChoice[] = ['wasm', 'ts', 'auto'];
 
 /** The CPU backend of the chosen tier (see BackendOptions.cpuTier). */
 export function openCpuBackend(opts: BackendOptions = {}): CpuBackend {
-  const tier = opts.cpuTier ?? 'auto';
-  if (tier === 'wasm' || (tier === 'auto' && wasmSimdUnsupported() === null))
-    return new WasmCpuBackend({ threads: opts.threads, kernels: opts.kernels });
-  return new CpuBackend({ threads: opts.threads, kernels: opts.kernels });
+  return new CpuBackend({ threads: opts.threads, kernels: opts.kernels, tier: opts.cpuTier });
 }
 
 export async function openBackend(

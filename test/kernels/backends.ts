@@ -7,7 +7,6 @@
  */
 import type { Backend } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
-import { WasmCpuBackend } from '../../src/kernels/cpu/wasm/backend.ts';
 import type { WebGpuBackend, WebGpuBackendOptions } from '../../src/kernels/webgpu/backend.ts';
 import type { OpenedWebGpu } from '../../src/kernels/webgpu/device.ts';
 
@@ -48,9 +47,9 @@ export async function webGpuDeviceUnderTest(): Promise<OpenedWebGpu | undefined>
 /** [cpu, cpu wasm, webgpu] — without webgpu outside CI when no adapter is available. */
 export async function backendsUnderTest(): Promise<Backend[]> {
   const gpu = await webGpuUnderTest();
-  const cpus = [new CpuBackend(), new WasmCpuBackend()];
+  const cpus = [new CpuBackend({ tier: 'ts' }), new CpuBackend({ tier: 'wasm' })];
   return gpu ? [...cpus, gpu] : cpus;
 }
 
 /** A backend's name in test titles and reports: the CPU's two tiers are told apart. */
-export const backendLabel = (be: Backend): string => (be instanceof WasmCpuBackend ? 'cpu-wasm' : be.name);
+export const backendLabel = (be: Backend): string => (be instanceof CpuBackend && be.tier === 'wasm' ? 'cpu-wasm' : be.name);

@@ -1,17 +1,10 @@
 /**
  * The CPU's WebAssembly SIMD tier (src/kernels/cpu/wasm/) against v1, the TypeScript reference.
  *
- * Error bound of the matmuls, derived from their ONE summation order (assembly/matmul.ts): lane j of
- * four sums the rounded products fl(x_k·w_k), k ≡ j (mod 4), k < K8 = K − K mod 8, in increasing k;
- * then (l0 + l1) + (l2 + l3); then + the tail k ≥ K8 (≤ 7 products summed in order); then + bias.
- * A product goes through at most K8/4 − 1 lane additions, 2 reduction additions, the tail addition
- * and the bias addition, plus its own rounding: depth d ≤ ⌈K/4⌉ + 4, or ≤ 9 for a tail product.
- * With u = 2⁻²⁴ and γ_d = d·u / (1 − d·u), the classic recursive-summation bound gives
- *     |wasm − S| ≤ γ_d · A,     A = Σ_k |x_k·w_k| + |b|,     S the exact result.
- * v1 sums the exact f64 products in f64 (error ≤ γ⁶⁴_{K+1}·A, with u₆₄ = 2⁻⁵³) and rounds to f32 once
- * (≤ u·|S₆₄|), so |wasm − v1| ≤ (γ_d + 2u)·A for any K below 2²⁸, plus (K + 8)·2⁻¹⁴⁹ for products
- * that underflow f32's normal range. Widening f16/bf16 to f32 is exact, so the bound is the same for
- * all three dtypes; v1 gets the same weights widened by src/kernels/cpu/dtype.ts.
+ * The matmuls are held to the error bound derived from their ONE summation order (its derivation:
+ * src/kernels/cpu/wasm/matmul.ts, wasmMatmulBound): |wasm − v1| ≤ (γ_d + 2u)·A + (K + 8)·2⁻¹⁴⁹, with
+ * A = Σ_k |x_k·w_k| + |b| and d = max(⌈K/4⌉ + 4, 9). Widening f16/bf16 to f32 is exact, so the bound is
+ * the same for all three dtypes; v1 gets the same weights widened by src/kernels/cpu/dtype.ts.
  *
  * And since every kernel, blocking, thread split and arena layout follows that same order, they must
  * agree BIT FOR BIT with each other: that is checked too (Object.is, so even the sign of a zero).
@@ -21,11 +14,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { RoseError } from '../../src/errors.ts';
 import type { DType } from '../../src/kernels/backend.ts';
-import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { CpuBackend, type CpuWeight } from '../../src/kernels/cpu/backend.ts';
 import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 import { CpuPool } from '../../src/kernels/cpu/pool.ts';
 import { Arena, WASM32_MAX_BYTES } from '../../src/kernels/cpu/wasm/arena.ts';
-import { WasmCpuBackend, type WasmWeight } from '../../src/kernels/cpu/wasm/backend.ts';
+import { wasmMatmulBound } from '../../src/kernels/cpu/wasm/matmul.ts';
 import { kernelModule, MATMUL_EXPORTS, matmulExportIndex } from '../../src/kernels/cpu/wasm/module.ts';
 import { matmulCpu } from '../../src/kernels/matmul.ts';
 import { openBackend, openCpuBackend } from '../../src/kernels/select.ts';
@@ -35,7 +28,6 @@ import { maxAbsDiff } from '../helpers/fixtures.ts';
 import { randomLlama } from '../helpers/randomModel.ts';
 
 const SEED = 20240612;
-const u = 2 ** -24;
 const DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
 
 /** mulberry32, uniform in [0, 1). */
@@ -130,14 +122,12 @@ function reference(c: Case): { ref: Float32Array; bound: Float32Array } {
   const { M, N, K } = c;
   const ref = new Float32Array(M * N);
   matmulCpu(ref, c.xData, c.wF32, c.biasData, M, N, K);
-  const d = Math.max(Math.ceil(K / 4) + 4, 9);
-  const gamma = (d * u) / (1 - d * u);
   const bound = new Float32Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let A = c.biasData ? Math.abs(c.biasData[n]) : 0;
       for (let k = 0; k < K; k++) A += Math.abs(c.xData[m * K + k] * c.wF32[n * K + k]);
-      bound[m * N + n] = (gamma + 2 * u) * A + (K + 8) * 2 ** -149;
+      bound[m * N + n] = wasmMatmulBound(K, A);
     }
   }
   return { ref, bound };
@@ -287,8 +277,8 @@ describe('the WebAssembly backend', () => {
           be.destroy();
         }
       };
-      const ts = await run(new CpuBackend());
-      const wasm = await run(new WasmCpuBackend());
+      const ts = await run(new CpuBackend({ tier: 'ts' }));
+      const wasm = await run(new CpuBackend({ tier: 'wasm' }));
       // Tolerance 1e-4, the fixtures' bar against transformers: every correct f32 evaluation order
       // lands within 2.1e-5 of it, and v1 (f64 sums) is one of them (test/fixtures/README.md).
       const diffs = wasm.map((l, i) => maxAbsDiff(l, ts[i]));
@@ -296,23 +286,23 @@ describe('the WebAssembly backend', () => {
       for (const d of diffs) expect(d).toBeLessThanOrEqual(1e-4);
       // Forced small memories (512 KiB: the 300-token activations fill several, so most matmuls run
       // in a memory other than their operands' and stage them) on 2 threads: the same bits.
-      const small = new WasmCpuBackend({ arenaBytes: 2 ** 19, threads: 2, minParallelWork: 0 });
+      const small = new CpuBackend({ tier: 'wasm', arenaBytes: 2 ** 19, threads: 2, minParallelWork: 0 });
       const split = await run(small);
-      expect(small.arenas.length).toBeGreaterThan(3);
+      expect(small.wasm.arenas.length).toBeGreaterThan(3);
       for (const [i, l] of split.entries()) expect(firstDiff(l, wasm[i]), `call ${i}`).toBe(-1);
     });
   }
 
   it('a weight larger than a memory is split by rows across memories; a row that fits none is a LIMIT error', () => {
-    const be = new WasmCpuBackend({ arenaBytes: 2 ** 17 });
+    const be = new CpuBackend({ tier: 'wasm', arenaBytes: 2 ** 17 });
     try {
       const K = 1000;
       const bytes = randomWeights('bf16', 200 * K, 1); // 400 KB of bf16 in 128 KiB memories
-      const w = be.uploadWeight({ name: 'big', dtype: 'bf16', shape: [200, K], bytes }) as WasmWeight;
-      expect(w.chunks.length).toBeGreaterThan(2);
-      expect(w.chunks.reduce((s, c) => s + c.rows, 0)).toBe(200);
+      const w = be.uploadWeight({ name: 'big', dtype: 'bf16', shape: [200, K], bytes }) as CpuWeight;
+      expect(w.stored.length).toBeGreaterThan(2);
+      expect(w.stored.reduce((s, c) => s + c.rows, 0)).toBe(200);
       // The split matmul gives the bits of the same matmul in one memory (bias sliced per chunk).
-      const one = new WasmCpuBackend();
+      const one = new CpuBackend({ tier: 'wasm' });
       try {
         const results = [be, one].map((b) => {
           const wt = b === be ? w : b.uploadWeight({ name: 'big', dtype: 'bf16', shape: [200, K], bytes });
@@ -355,25 +345,30 @@ describe('the WebAssembly backend', () => {
       [...expectedTensors(llama3_8b).values()].map((s) => ({ dtype, elements: s.reduce((a, b) => a * b, 1) }));
     const params = sizes('bf16').reduce((a, w) => a + w.elements, 0);
     expect(params).toBeGreaterThan(8.0e9); // 8.03 B: the real model's count
-    const be = new WasmCpuBackend({ machineBytes: 24 * 2 ** 30 });
+    const be = new CpuBackend({ tier: 'wasm', machineBytes: 24 * 2 ** 30 });
     try {
       expect(() => be.checkCapacity(sizes('bf16'))).not.toThrow(); // 15.0 GiB ≤ 18 GiB
       expect(() => be.checkCapacity(sizes('f32'))).toThrow(/29\.9 GiB in its stored dtypes/);
     } finally {
       be.destroy();
     }
-    // The TypeScript tier widens to f32 and refuses the same checkpoint on any machine under 40 GiB.
-    expect(() => new CpuBackend().checkCapacity(sizes('bf16'))).toThrow(/29\.9 GiB once widened to f32/);
+    // The TypeScript tier widens to f32 and refuses the same checkpoint on the same machine.
+    expect(() => new CpuBackend({ tier: 'ts', machineBytes: 24 * 2 ** 30 }).checkCapacity(sizes('bf16'))).toThrow(
+      /29\.9 GiB once widened to f32/,
+    );
   });
 
   it('is the CPU default where WebAssembly SIMD runs (Node ≥ 20); cpuTier ts keeps the TypeScript tier', async () => {
     const auto = await openBackend('cpu');
     const ts = openCpuBackend({ cpuTier: 'ts' });
     try {
-      expect(auto).toBeInstanceOf(WasmCpuBackend);
-      expect(auto.description).toMatch(/WebAssembly SIMD/);
-      expect(ts).not.toBeInstanceOf(WasmCpuBackend);
-      expect(ts.description).toMatch(/TypeScript/);
+      expect((auto as CpuBackend).tier).toBe('wasm');
+      expect(auto.description).toMatch(
+        /^cpu \(WebAssembly SIMD, 1 thread, matmul auto \(v4 for M ≤ 8, else v5\), weights in their stored dtype, /,
+      );
+      expect(new CpuBackend().tier).toBe('wasm');
+      expect(ts.tier).toBe('ts');
+      expect(ts.description).toMatch(/^cpu \(TypeScript, 1 thread, matmul auto \(v2 for M ≤ 8, else v3\), /);
     } finally {
       auto.destroy();
       ts.destroy();
@@ -381,19 +376,19 @@ describe('the WebAssembly backend', () => {
   });
 
   it('refuses bad options with a RoseError', () => {
-    expect(() => new WasmCpuBackend({ arenaBytes: 100 })).toThrow(/arenaBytes/);
-    expect(() => new WasmCpuBackend({ arenaBytes: WASM32_MAX_BYTES + 1 })).toThrow(/arenaBytes/);
-    expect(() => new WasmCpuBackend({ variant: 3 as never })).toThrow(/variant must be 4, 5 or auto/);
+    expect(() => new CpuBackend({ arenaBytes: 100 })).toThrow(/arenaBytes/);
+    expect(() => new CpuBackend({ arenaBytes: WASM32_MAX_BYTES + 1 })).toThrow(/arenaBytes/);
+    expect(() => new CpuBackend({ tier: 'simd' as never })).toThrow(/the CPU tier must be wasm, ts or auto, got simd/);
   });
 
   it('f16/bf16 matrices stay 2 bytes per element in WebAssembly memory (f32 4); vectors are widened to f32', () => {
     for (const dtype of DTYPES) {
-      const be = new WasmCpuBackend();
+      const be = new CpuBackend({ tier: 'wasm' });
       try {
         be.uploadWeight({ name: 'm', dtype, shape: [100, 64], bytes: randomWeights(dtype, 6400, 1) });
-        expect(be.arenas[0].usedBytes).toBe(6400 * (dtype === 'f32' ? 4 : 2));
+        expect(be.wasm.arenas[0].usedBytes).toBe(6400 * (dtype === 'f32' ? 4 : 2));
         be.uploadWeight({ name: 'v', dtype, shape: [64], bytes: randomWeights(dtype, 64, 2) });
-        expect(be.arenas[0].usedBytes).toBe(6400 * (dtype === 'f32' ? 4 : 2) + 64 * 4);
+        expect(be.wasm.arenas[0].usedBytes).toBe(6400 * (dtype === 'f32' ? 4 : 2) + 64 * 4);
       } finally {
         be.destroy();
       }
