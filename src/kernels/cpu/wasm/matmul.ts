@@ -11,9 +11,11 @@
  * order, so neither the split nor the chunking changes a bit.
  *
  * Error bound (against the exact result S, and against v1). The kernels sum every output in ONE order
- * (assembly/matmul.ts): lane j of four sums the rounded products fl(x_k·w_k), k ≡ j (mod 4),
- * k < K8 = K − K mod 8, in increasing k; then (l0 + l1) + (l2 + l3); then + the tail k ≥ K8 (≤ 7
- * products summed in order); then + bias. A product goes through at most K8/4 − 1 lane additions,
+ * per weight dtype (assembly/matmul.ts): lane j of four sums the rounded products fl(x_k·w_k) of two
+ * columns per step of 8, k < K8 = K − K mod 8, in increasing k (f32, f16: k ≡ j mod 4; bf16:
+ * k mod 8 ∈ {2j, 2j + 1}, which makes widening bf16 one instruction per 4 weights); then
+ * (l0 + l1) + (l2 + l3); then + the tail k ≥ K8 (≤ 7 products summed in order); then + bias. Both
+ * lane orders give every lane K8/4 products, so the bound below holds for both. A product goes through at most K8/4 − 1 lane additions,
  * 2 reduction additions, the tail addition and the bias addition, plus its own rounding: depth
  * d ≤ ⌈K/4⌉ + 4, or ≤ 9 for a tail product. With u = 2⁻²⁴ and γ_d = d·u / (1 − d·u), recursive
  * summation gives |wasm − S| ≤ γ_d·A, A = Σ_k |x_k·w_k| + |b|. v1 sums the exact f64 products in f64

@@ -8,13 +8,16 @@
  * argument is a byte address in the one (shared) linear memory. `ldo` is out's row stride in floats:
  * a weight split into row chunks writes its columns of a wider output.
  *
- * ONE summation order for every output, whatever the kernel, the blocking, M or the thread: four
- * f32 lanes, lane j summing the products x·w for k ≡ j (mod 4), k < K8 = K − K mod 8, in increasing
- * k (each product rounded to f32, then added: WebAssembly has no fused multiply-add outside relaxed
- * SIMD, which we do not use because its rounding is not fixed); then (l0 + l1) + (l2 + l3); then
- * plus the tail k ≥ K8 summed in order; then plus the bias. So matvec and the tiled matmul give the
- * same bits, decode equals prefill, and a row's result does not depend on the other rows of its
- * batch. The error bound this order implies is derived in ../matmul.ts (host) and tested against v1.
+ * ONE summation order per weight dtype for every output, whatever the kernel, the blocking, M or the
+ * thread: four f32 lanes, each summing two products per step of 8 columns k < K8 = K − K mod 8, in
+ * increasing k (each product rounded to f32, then added: WebAssembly has no fused multiply-add
+ * outside relaxed SIMD, which we do not use because its rounding is not fixed); then
+ * (l0 + l1) + (l2 + l3); then plus the tail k ≥ K8 summed in order; then plus the bias. Lane j of
+ * step s takes k = 8s + j, then 8s + 4 + j for f32 and f16 weights, and k = 8s + 2j, then 8s + 2j + 1
+ * for bf16 (see wLo: that order makes widening bf16 two instructions per 8 weights, not four). So
+ * matvec and the tiled matmul give the same bits, decode equals prefill, and a row's result does not
+ * depend on the other rows of its batch. The error bound this order implies (the same for both lane
+ * orders) is derived in ../matmul.ts (host) and tested against v1.
  */
 
 // Weight dtype codes (the host passes them through the exported names, not at run time).
@@ -24,12 +27,16 @@
 
 // --- widening a stored weight to f32 -------------------------------------------------------------
 
-/** bf16 is the top half of an f32: zero-extend each u16 lane to 32 bits and shift it into place. */
-@inline function bf16Lo(v: v128): v128 {
-  return i32x4.shl(i32x4.extend_low_i16x8_u(v), 16);
+/**
+ * bf16 is the top half of an f32. Read as four i32 lanes, 16 bytes of bf16 hold weights k = 2j in the
+ * low half of lane j and k = 2j + 1 in the high half: a shift left by 16 makes the even weights f32,
+ * masking off the low half makes the odd ones, and the activations are shuffled to match (xLo, xHi).
+ */
+@inline function bf16Even(v: v128): v128 {
+  return i32x4.shl(v, 16);
 }
-@inline function bf16Hi(v: v128): v128 {
-  return i32x4.shl(i32x4.extend_high_i16x8_u(v), 16);
+@inline function bf16Odd(v: v128): v128 {
+  return v128.and(v, i32x4.splat(0xffff0000));
 }
 
 /**
@@ -53,18 +60,26 @@
 }
 
 /**
- * Eight consecutive weights at p, as two f32x4 (k .. k+3 and k+4 .. k+7). `raw` is v128.load(p):
- * for 2-byte dtypes it holds all eight; for f32 it is the low four and the high four are loaded.
+ * Eight consecutive weights at p, as two f32x4 (wLo, then wHi), and the activations of the same eight
+ * columns in the same lane order (xLo, xHi, from x0 = x[k .. k+3] and x1 = x[k+4 .. k+7]). `raw` is
+ * v128.load(p): for 2-byte dtypes it holds all eight weights; for f32 it is the low four, and wHi
+ * loads the high four. f32, f16: k .. k+3, then k+4 .. k+7. bf16: the even k, then the odd k.
  */
 @inline function wLo(raw: v128, dt: i32): v128 {
   if (dt == F32) return raw;
-  if (dt == BF16) return bf16Lo(raw);
+  if (dt == BF16) return bf16Even(raw);
   return f16x4(i32x4.extend_low_i16x8_u(raw));
 }
 @inline function wHi(raw: v128, p: usize, dt: i32): v128 {
   if (dt == F32) return v128.load(p, 16);
-  if (dt == BF16) return bf16Hi(raw);
+  if (dt == BF16) return bf16Odd(raw);
   return f16x4(i32x4.extend_high_i16x8_u(raw));
+}
+@inline function xLo(x0: v128, x1: v128, dt: i32): v128 {
+  return dt == BF16 ? f32x4.shuffle(x0, x1, 0, 2, 4, 6) : x0;
+}
+@inline function xHi(x0: v128, x1: v128, dt: i32): v128 {
+  return dt == BF16 ? f32x4.shuffle(x0, x1, 1, 3, 5, 7) : x1;
 }
 @inline function wOne(p: usize, dt: i32): f32 {
   if (dt == F32) return load<f32>(p);
@@ -121,9 +136,13 @@
   for (let k = 0; k < K8; k += 8) {
     const xo = <usize>k << 2;
     const wo = <usize>k * es;
+    const a0x = v128.load(xa + xo);
+    const a1x = v128.load(xa + xo, 16);
+    const b0x = v128.load(xb + xo);
+    const b1x = v128.load(xb + xo, 16);
     // low four columns
-    let xva = v128.load(xa + xo);
-    let xvb = v128.load(xb + xo);
+    let xva = xLo(a0x, a1x, dt);
+    let xvb = xLo(b0x, b1x, dt);
     let v = wLo(v128.load(w0 + wo), dt);
     a0 = madd(a0, xva, v);
     b0 = madd(b0, xvb, v);
@@ -137,8 +156,8 @@
     a3 = madd(a3, xva, v);
     b3 = madd(b3, xvb, v);
     // high four columns
-    xva = v128.load(xa + xo, 16);
-    xvb = v128.load(xb + xo, 16);
+    xva = xHi(a0x, a1x, dt);
+    xvb = xHi(b0x, b1x, dt);
     v = wHi(v128.load(w0 + wo), w0 + wo, dt);
     a0 = madd(a0, xva, v);
     b0 = madd(b0, xvb, v);
@@ -177,8 +196,8 @@
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let k = 0; k < K8; k += 8) {
     const xo = <usize>k << 2;
-    const x0 = v128.load(xa + xo);
-    const x1 = v128.load(xa + xo, 16);
+    const x0 = xLo(v128.load(xa + xo), v128.load(xa + xo, 16), dt);
+    const x1 = xHi(v128.load(xa + xo), v128.load(xa + xo, 16), dt);
     const wo = <usize>k * es;
     let raw = v128.load(w0 + wo);
     a0 = madd(madd(a0, x0, wLo(raw, dt)), x1, wHi(raw, w0 + wo, dt));
@@ -209,7 +228,9 @@
   for (let k = 0; k < K8; k += 8) {
     const xo = <usize>k << 2;
     const p = w0 + <usize>k * es;
-    let xv = v128.load(x + xo);
+    const x0 = v128.load(x + xo);
+    const x1 = v128.load(x + xo, 16);
+    let xv = xLo(x0, x1, dt);
     a0 = madd(a0, xv, wLo(v128.load(p), dt));
     a1 = madd(a1, xv, wLo(v128.load(p + rowBytes), dt));
     a2 = madd(a2, xv, wLo(v128.load(p + 2 * rowBytes), dt));
@@ -218,7 +239,7 @@
     a5 = madd(a5, xv, wLo(v128.load(p + 5 * rowBytes), dt));
     a6 = madd(a6, xv, wLo(v128.load(p + 6 * rowBytes), dt));
     a7 = madd(a7, xv, wLo(v128.load(p + 7 * rowBytes), dt));
-    xv = v128.load(x + xo, 16);
+    xv = xHi(x0, x1, dt);
     a0 = madd(a0, xv, wHi(v128.load(p), p, dt));
     a1 = madd(a1, xv, wHi(v128.load(p + rowBytes), p + rowBytes, dt));
     a2 = madd(a2, xv, wHi(v128.load(p + 2 * rowBytes), p + 2 * rowBytes, dt));
@@ -250,7 +271,9 @@
     const xo = <usize>k << 2;
     const wo = <usize>k * es;
     const raw = v128.load(w0 + wo);
-    a0 = madd(madd(a0, v128.load(xa + xo), wLo(raw, dt)), v128.load(xa + xo, 16), wHi(raw, w0 + wo, dt));
+    const x0 = v128.load(xa + xo);
+    const x1 = v128.load(xa + xo, 16);
+    a0 = madd(madd(a0, xLo(x0, x1, dt), wLo(raw, dt)), xHi(x0, x1, dt), wHi(raw, w0 + wo, dt));
   }
   store<f32>(out + ((<usize>m * <usize>ldo + <usize>n) << 2), finish(a0, xa, w0, K8, K, dt, bias, n));
 }
@@ -310,15 +333,21 @@ export function matvecF16(out: usize, ldo: i32, x: usize, w: usize, bias: usize,
     let v0 = wLo(r0, dt);
     let v1 = wLo(r1, dt);
     let v2 = wLo(r2, dt);
-    let xv = v128.load(xa + xo);
+    const xa0 = v128.load(xa + xo);
+    const xa1 = v128.load(xa + xo, 16);
+    const xb0 = v128.load(xb + xo);
+    const xb1 = v128.load(xb + xo, 16);
+    const xc0 = v128.load(xc + xo);
+    const xc1 = v128.load(xc + xo, 16);
+    let xv = xLo(xa0, xa1, dt);
     a0 = madd(a0, xv, v0);
     a1 = madd(a1, xv, v1);
     a2 = madd(a2, xv, v2);
-    xv = v128.load(xb + xo);
+    xv = xLo(xb0, xb1, dt);
     b0 = madd(b0, xv, v0);
     b1 = madd(b1, xv, v1);
     b2 = madd(b2, xv, v2);
-    xv = v128.load(xc + xo);
+    xv = xLo(xc0, xc1, dt);
     c0 = madd(c0, xv, v0);
     c1 = madd(c1, xv, v1);
     c2 = madd(c2, xv, v2);
@@ -326,15 +355,15 @@ export function matvecF16(out: usize, ldo: i32, x: usize, w: usize, bias: usize,
     v0 = wHi(r0, w0 + wo, dt);
     v1 = wHi(r1, w1 + wo, dt);
     v2 = wHi(r2, w2 + wo, dt);
-    xv = v128.load(xa + xo, 16);
+    xv = xHi(xa0, xa1, dt);
     a0 = madd(a0, xv, v0);
     a1 = madd(a1, xv, v1);
     a2 = madd(a2, xv, v2);
-    xv = v128.load(xb + xo, 16);
+    xv = xHi(xb0, xb1, dt);
     b0 = madd(b0, xv, v0);
     b1 = madd(b1, xv, v1);
     b2 = madd(b2, xv, v2);
-    xv = v128.load(xc + xo, 16);
+    xv = xHi(xc0, xc1, dt);
     c0 = madd(c0, xv, v0);
     c1 = madd(c1, xv, v1);
     c2 = madd(c2, xv, v2);
@@ -366,8 +395,8 @@ export function matvecF16(out: usize, ldo: i32, x: usize, w: usize, bias: usize,
   for (let k = 0; k < K8; k += 8) {
     const xo = <usize>k << 2;
     const wo = <usize>k * es;
-    const x0 = v128.load(xa + xo);
-    const x1 = v128.load(xa + xo, 16);
+    const x0 = xLo(v128.load(xa + xo), v128.load(xa + xo, 16), dt);
+    const x1 = xHi(v128.load(xa + xo), v128.load(xa + xo, 16), dt);
     let raw = v128.load(w0 + wo);
     a0 = madd(madd(a0, x0, wLo(raw, dt)), x1, wHi(raw, w0 + wo, dt));
     raw = v128.load(w1 + wo);
