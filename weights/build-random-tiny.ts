@@ -30,7 +30,9 @@ import {
   randWords,
 } from '../src/decode/prompts.ts';
 import { applyTemplate } from '../src/decode/template.ts';
+import { numel } from '../src/kernels/backend.ts';
 import { CpuBackend } from '../src/kernels/cpu/backend.ts';
+import { narrowFromF32 } from '../src/kernels/cpu/dtype.ts';
 import { parseLlamaConfig } from '../src/model/config.ts';
 import { loadLlama } from '../src/model/load.ts';
 import { encodeSafetensors, type TensorToWrite } from '../src/model/safetensors.ts';
@@ -252,24 +254,13 @@ function sortedJson(obj: Record<string, unknown>): string {
   return `${JSON.stringify(sorted, null, 2)}\n`;
 }
 
-/** f32 → bf16 bytes, round to nearest even (as torch's .to(torch.bfloat16)); values here are finite. */
-function toBf16(values: Float32Array): Uint8Array {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const x = bits[i];
-    out[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-  }
-  return new Uint8Array(out.buffer);
-}
-
 function randomTensors(configJson: Record<string, unknown>): TensorToWrite[] {
   const config = parseLlamaConfig(configJson);
   const rand = gaussian(SEED);
   const tensors: TensorToWrite[] = [];
   // Sorted by name, as safetensors' save_file writes them; values drawn in that order.
   for (const [name, shape] of [...expectedTensors(config)].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const n = shape.reduce((p, d) => p * d, 1);
+    const n = numel(shape);
     const v = new Float32Array(n);
     if (name.endsWith('norm.weight')) for (let i = 0; i < n; i++) v[i] = 1 + 0.1 * rand();
     else if (name === 'model.embed_tokens.weight') for (let i = 0; i < n; i++) v[i] = 0.5 * rand();
@@ -277,7 +268,7 @@ function randomTensors(configJson: Record<string, unknown>): TensorToWrite[] {
       const std = 1 / Math.sqrt(shape[1]); // fan_in of an [out, in] nn.Linear weight
       for (let i = 0; i < n; i++) v[i] = std * rand();
     }
-    tensors.push({ name, dtype: 'BF16', shape, data: toBf16(v) });
+    tensors.push({ name, dtype: 'BF16', shape, data: narrowFromF32('bf16', v) });
   }
   return tensors;
 }

@@ -5,12 +5,14 @@
  * The weights are generated tensor by tensor when the backend asks for them (a TensorSource), so the
  * host never holds a second full copy: the backend's copy is the only one. Values follow
  * test/helpers/randomModel.ts's scales (norms 1 + 0.1·u, embeddings 0.3·u, projections u/√fan_in
- * with u of unit variance), from a fast counter-based hash so that 135 M values cost well under a
- * second; bf16 is the f32 value rounded to nearest-even bf16.
+ * with u of unit variance), from src/decode/random.ts's mulberry32 (135 M values take a second or two);
+ * bf16 is the f32 value rounded to nearest-even bf16.
  */
 import { join } from 'node:path';
-import type { Backend, DType, HostWeight } from '../../src/kernels/backend.ts';
+import { mulberry32 } from '../../src/decode/random.ts';
+import { type Backend, type DType, type HostWeight, numel } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { narrowFromF32 } from '../../src/kernels/cpu/dtype.ts';
 import { parseLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
 import { Llama } from '../../src/model/llama.ts';
 import { loadLlama } from '../../src/model/load.ts';
@@ -39,34 +41,17 @@ export const SMOLLM2_135M = {
 
 export const fixtureDir = (name: string): string => join(import.meta.dirname, '..', '..', 'test', 'fixtures', name);
 
-/** Unit-variance values, deterministic in (seed, index): a 32-bit hash to a uniform, times √3. */
+/** Unit-variance values times `scale`, plus `offset`, deterministic in the seed: mulberry32 uniforms on [−√3, √3). */
 function fillUniform(out: Float32Array, seed: number, scale: number, offset: number): void {
-  const k = scale * Math.sqrt(3) * 2 ** -31;
-  let s = (seed * 0x9e3779b1) >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    t ^= t >>> 14;
-    out[i] = offset + k * t; // t is a signed 32-bit int: uniform in [−2³¹, 2³¹)
-  }
+  const uniform = mulberry32(seed);
+  const k = scale * Math.sqrt(3);
+  for (let i = 0; i < out.length; i++) out[i] = offset + k * (2 * uniform() - 1);
 }
 
 function hashName(name: string): number {
   let h = 2166136261;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
   return h >>> 0;
-}
-
-/** f32 → bf16 bytes, round to nearest even (the values are finite). */
-function toBf16(src: Float32Array): Uint8Array {
-  const u32 = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const b = u32[i];
-    out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
-  }
-  return new Uint8Array(out.buffer);
 }
 
 export function randomSource(config: LlamaConfig, dtype: 'f32' | 'bf16', seed = 1): TensorSource {
@@ -78,11 +63,11 @@ export function randomSource(config: LlamaConfig, dtype: 'f32' | 'bf16', seed = 
     dtype: () => dtype,
     read: (name): HostWeight => {
       const shape = shapes.get(name)!;
-      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const data = new Float32Array(numel(shape));
       const norm = name.includes('norm');
       const scale = norm ? 0.1 : name.includes('embed') ? 0.3 : 1 / Math.sqrt(shape[1]);
       fillUniform(data, seed ^ hashName(name), scale, norm ? 1 : 0);
-      const bytes = dtype === 'f32' ? new Uint8Array(data.buffer) : toBf16(data);
+      const bytes = narrowFromF32(dtype, data);
       return { name, dtype: dtype as DType, shape, bytes };
     },
   };

@@ -14,6 +14,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import leven from 'leven';
 import { RoseError } from '../errors.ts';
+import { mulberry32 } from './random.ts';
 
 /** The label every derived (non-paper) prompt carries. */
 export const NOT_VERBATIM = 'ROSE-style, not paper-verbatim';
@@ -249,18 +250,6 @@ export const RAND_WORDS_LIST: readonly string[] = [
   'statue',
   'tiger',
 ];
-
-/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same sequence everywhere. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** How many words Rand-Words makes by default: as many as the positive prompt has (79). */
 export const RAND_WORDS_DEFAULT_COUNT = POSITIVE_PROMPT.split(/\s+/).length;

@@ -22,6 +22,12 @@ export interface SamplingOptions {
   topK?: number; // 0 = off
   topP?: number; // (0, 1], 1 = off
   seed?: number; // default 0
+  /**
+   * Where the sampler's uniforms come from: called once per step, it must return a number in [0, 1).
+   * Default: seededUniform(seed). Pass recorded draws to replay another implementation's sampled run
+   * exactly (the decode-feature references list theirs), or any generator of your own. Not with `seed`.
+   */
+  uniform?: () => number;
 }
 
 export interface RoseOptions {
@@ -96,6 +102,8 @@ function checkOptions(o: RoseOptions, reverseRows: number): void {
   if (!(topP > 0 && topP <= 1)) bad(`top-p must be in (0, 1], got ${topP}`);
   const topK = o.sampling?.topK ?? 0;
   if (!Number.isInteger(topK) || topK < 0) bad(`top-k must be an integer ≥ 0, got ${topK}`);
+  if (o.sampling?.uniform !== undefined && o.sampling.seed !== undefined)
+    bad('sampling got both a seed and a uniform source', 'the seed only seeds the default source: give one of them');
   const beta = o.beta ?? 0;
   if (!(beta >= 0 && beta <= 1)) bad(`beta must be in [0, 1], got ${beta}`);
   const n = o.maxNewTokens ?? 64;
@@ -170,7 +178,13 @@ export async function* roseDecode(
   const stopIds = new Set(options.stopIds ?? []);
   const sampling = options.sampling;
   const hostFilter = sampling !== undefined && ((sampling.topK ?? 0) > 0 || (sampling.topP ?? 1) < 1);
-  const uniform = seededUniform(sampling?.seed ?? 0);
+  const drawUniform = sampling?.uniform ?? seededUniform(sampling?.seed ?? 0);
+  const uniform = (step: number): number => {
+    const u = drawUniform();
+    if (!(u >= 0 && u < 1))
+      throw new RoseError('INPUT', `the uniform source returned ${u} at step ${step}`, 'it must return a number in [0, 1) at every call');
+    return u;
+  };
   const traceTopK = options.trace ? (typeof options.trace === 'object' ? options.trace.topK : 5) : 0;
 
   const rows = [positive, ...reverse];
@@ -194,7 +208,7 @@ export async function* roseDecode(
       alphas: contrasting ? alphas : alphas.map(() => 0),
       temperature: sampling?.temperature ?? 1,
       beta: options.beta ?? 0,
-      uniform: sampling ? uniform() : 0,
+      uniform: sampling ? uniform(step) : 0,
     };
     let stepTrace: TraceStep | undefined;
     const traceLogits = traceTopK ? await be.read(logits) : undefined; // before the decision reuses buffers

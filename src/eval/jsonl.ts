@@ -15,6 +15,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { RoseError } from '../errors.ts';
+import { isObject } from '../json.ts';
 
 export const defaultLog = (message: string): void => {
   process.stderr.write(`${message}\n`);
@@ -39,7 +40,6 @@ export function readText(path: string, what: string): string {
   }
 }
 
-export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
 const validId = (v: unknown): v is string | number => (typeof v === 'string' && v !== '') || (typeof v === 'number' && Number.isFinite(v));
 /** Ids are compared as strings: 7 and "7" are the same prompt. */

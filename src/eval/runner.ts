@@ -16,11 +16,11 @@
  * holds the prompt line's other fields, carried through untouched.
  */
 import { RoseError } from '../errors.ts';
+import { isObject } from '../json.ts';
 import {
   defaultLog,
   EvalWriter,
   idKey,
-  isObject,
   readEvalOutput,
   readPrompts,
   RESERVED_FIELDS,

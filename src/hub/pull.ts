@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { RoseError, type RoseErrorCode } from '../errors.ts';
 import { loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
 import { checkpointSource } from '../model/load.ts';
-import { SafetensorsCheckpoint } from '../model/safetensors.ts';
+import { parseShardIndex, SafetensorsCheckpoint, SHARD_INDEX, SINGLE_FILE } from '../model/safetensors.ts';
 import { checkTensors } from '../model/weights.ts';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
@@ -76,8 +76,6 @@ export interface PullResult {
 // --- what to fetch ------------------------------------------------------------------------------
 
 const CONFIG = 'config.json';
-const SINGLE = 'model.safetensors';
-const INDEX = 'model.safetensors.index.json';
 /** Read by the tokenizer (src/model/tokenizer.ts) and generation when present; never required. */
 const OPTIONAL = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja'];
 
@@ -153,7 +151,7 @@ function noSafetensors(repo: string, files: string[]): RoseError {
       `${repo} has .safetensors files (${files
         .filter((f) => f.endsWith('.safetensors'))
         .slice(0, 4)
-        .join(', ')}) but neither ${SINGLE} nor ${INDEX}`,
+        .join(', ')}) but neither ${SINGLE_FILE} nor ${SHARD_INDEX}`,
       'rose-ts reads the layout transformers writes (save_pretrained); look for a transformers-format version of this model',
     );
   }
@@ -181,7 +179,7 @@ function noSafetensors(repo: string, files: string[]): RoseError {
   return new RoseError(
     'CHECKPOINT',
     `${repo} has no model weights at its top level (${files.length} file(s) listed)`,
-    `check the repo id; rose-ts needs ${SINGLE} or ${INDEX} next to ${CONFIG}`,
+    `check the repo id; rose-ts needs ${SINGLE_FILE} or ${SHARD_INDEX} next to ${CONFIG}`,
   );
 }
 
@@ -512,32 +510,22 @@ async function streamInto(
 
 // --- the pull -----------------------------------------------------------------------------------
 
-/** Weight files of a repo: model.safetensors, or the shards its index names (read from `dir`). */
+/** Weight files of a repo: the shards its index names (read from `dir`), each a .safetensors file the repo lists. */
 async function shardsOf(dir: string, repo: string, listed: Map<string, ListFileEntry>): Promise<ListFileEntry[]> {
-  const path = join(dir, INDEX);
-  let map: unknown;
+  const broken = "the repo's shard index is broken; this checkpoint cannot be loaded";
+  let text: string;
   try {
-    map = (JSON.parse(await readFile(path, 'utf8')) as { weight_map?: unknown })?.weight_map;
+    text = await readFile(join(dir, SHARD_INDEX), 'utf8');
   } catch (e) {
-    throw new RoseError(
-      'SAFETENSORS',
-      `${repo}: ${INDEX} is not valid JSON (${(e as Error).message.slice(0, 160)})`,
-      "the repo's shard index is broken; this checkpoint cannot be loaded",
-    );
+    throw new RoseError('CHECKPOINT', `cannot read ${join(dir, SHARD_INDEX)}: ${(e as Error).message}`, 'run the same pull again');
   }
-  if (!map || typeof map !== 'object' || Array.isArray(map))
-    throw new RoseError(
-      'SAFETENSORS',
-      `${repo}: ${INDEX} has no weight_map object`,
-      "the repo's shard index is broken; this checkpoint cannot be loaded",
-    );
-  const shards = [...new Set(Object.values(map as Record<string, unknown>))];
-  return shards.map((s) => {
-    const entry = typeof s === 'string' && SAFE_FILE.test(s) && s.endsWith('.safetensors') ? listed.get(s) : undefined;
+  const index = parseShardIndex(text, `${repo}: ${SHARD_INDEX}`, broken);
+  return index.shards.map((s) => {
+    const entry = SAFE_FILE.test(s) && s.endsWith('.safetensors') ? listed.get(s) : undefined;
     if (!entry) {
       throw new RoseError(
         'SAFETENSORS',
-        `${repo}: ${INDEX} names shard ${JSON.stringify(String(s).slice(0, 100))}, which is not a .safetensors file of the repo`,
+        `${repo}: ${SHARD_INDEX} names shard ${JSON.stringify(s.slice(0, 100))}, which is not a .safetensors file of the repo`,
         "the repo's shard index does not match its files; this checkpoint cannot be loaded",
       );
     }
@@ -580,7 +568,7 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
       throw failure(e, `listing the files of ${repo}`, ctx);
     }
     const names = [...listed.keys()];
-    if (!listed.has(SINGLE) && !listed.has(INDEX)) throw noSafetensors(repo, names);
+    if (!listed.has(SINGLE_FILE) && !listed.has(SHARD_INDEX)) throw noSafetensors(repo, names);
     if (!listed.has(CONFIG)) {
       throw new RoseError(
         'CONFIG',
@@ -617,9 +605,9 @@ export async function pullModel(repoId: string, opts: PullOptions = {}): Promise
 
     // 3. The weights' layout: a single file wins over shards, as in transformers and SafetensorsCheckpoint.
     let weights: ListFileEntry[];
-    if (listed.has(SINGLE)) weights = [listed.get(SINGLE)!];
+    if (listed.has(SINGLE_FILE)) weights = [listed.get(SINGLE_FILE)!];
     else {
-      await get(listed.get(INDEX)!);
+      await get(listed.get(SHARD_INDEX)!);
       weights = await shardsOf(dir, repo, listed);
     }
     for (const name of OPTIONAL) if (listed.has(name)) await get(listed.get(name)!);

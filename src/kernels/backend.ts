@@ -143,5 +143,8 @@ export interface Backend {
 /** Number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
+/** n rounded up to a multiple of m: buffer sizes, alignments, uniform offsets. */
+export const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
+
 /** Bytes as GiB with one decimal, for the capacity errors. */
 export const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1);

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RoseError } from '../errors.ts';
+import { isObject, isTokenId, show } from '../json.ts';
 import type { CheckpointFiles } from './files.ts';
 
 /** The rope scalings we implement. 'default' (no scaling) is represented as null. */
@@ -54,19 +55,6 @@ const MAX_LAYERS = 1024;
 const MAX_HEADS = 2 ** 16;
 
 const SUPPORTED_ROPE = "rope_type 'llama3', 'linear' or 'default' (or rope_scaling: null)";
-
-/** A value from the file, shown in a message: bounded, and `undefined` spelled out. */
-function show(v: unknown): string {
-  if (v === undefined) return 'nothing (the field is missing)';
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
-}
 
 /** Reads fields of one JSON object; `prefix` qualifies nested names ('rope_scaling.factor'). */
 class Fields {
@@ -129,10 +117,6 @@ class Fields {
     return v;
   }
 }
-
-const isTokenId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Validates a parsed config.json. `source` names the file in messages. */
 export function parseLlamaConfig(json: unknown, source = 'config.json'): LlamaConfig {

@@ -10,6 +10,7 @@
  * is read, so a model too big for the device is refused before a multi-gigabyte download.
  */
 import { RoseError } from '../errors.ts';
+import { gib } from '../kernels/backend.ts';
 
 export interface CheckpointFiles {
   /** The folder in messages: a URL, or the name of the folder the user picked. */
@@ -30,10 +31,10 @@ export const inFolder = (folder: string, name: string): string => (/[/\\]$/.test
 
 /** What reading a file fails with when it is too big for this JavaScript engine's memory. */
 function tooBig(where: string, size: number | undefined, e: unknown): RoseError {
-  const gib = size === undefined ? 'too big' : `${(size / 2 ** 30).toFixed(2)} GiB`;
+  const howBig = size === undefined ? 'too big' : `${gib(size)} GiB`;
   return new RoseError(
     'LIMIT',
-    `${where} is ${gib}, more than this browser could hold in memory (${e instanceof Error ? e.message : String(e)})`,
+    `${where} is ${howBig}, more than this browser could hold in memory (${e instanceof Error ? e.message : String(e)})`,
     'use a smaller checkpoint',
   );
 }

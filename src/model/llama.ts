@@ -10,6 +10,11 @@
  *
  * Shapes: B batch rows, T new tokens per row, M = B·T, D hidden, F intermediate, V vocab,
  * H query heads, Hkv key/value heads, hd head_dim, S cache capacity (slots).
+ *
+ * Each backend call below has its math on the line above it and the kernel file that implements it
+ * (src/kernels/<op>.ts: the CPU twin, the WGSL and the host wrapper side by side). The exact Hugging
+ * Face semantics this reproduces, and the tolerances and bugs the tests hold it to, are in
+ * docs/llama-semantics.md.
  */
 import type { Backend, Tensor } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
@@ -35,7 +40,25 @@ export interface KvCache {
  */
 export type StageObserver = (stage: number | 'normed', x: Tensor) => void;
 
-/** Activation buffers for one (M, R) shape, reused across calls so decode steps allocate nothing. */
+/** The call shape a Scratch serves: M = B·T token rows, R rows of logits, B batch rows (lastRows depends on B). */
+interface ScratchShape {
+  readonly M: number;
+  readonly R: number;
+  readonly B: number;
+}
+
+/**
+ * The scratch-cache policy. A decode step repeats one small shape every step (M = B: one new token per
+ * row, a row per prompt), so the buffers of a call of at most this many rows are kept for the Llama's
+ * lifetime, and a step allocates nothing; there are few such shapes, and each is small. A call of more
+ * rows is a prefill, whose shape follows the prompt and rarely recurs: its buffers (the largest is
+ * M × intermediate floats) are freed as soon as another shape needs buffers, so a long prompt's
+ * activations do not stay resident beside the weights. 8 keeps ROSE's decode with up to 7 reverse
+ * prompts (a batch of 1 + 7) on the kept side.
+ */
+const KEEP_SCRATCH_MAX_ROWS = 8;
+
+/** Activation buffers for one ScratchShape, reused across calls so decode steps allocate nothing. */
 interface Scratch {
   x: Tensor; // (M, D)      the residual stream
   xn: Tensor; // (M, D)     normalised input of a sublayer
@@ -55,7 +78,8 @@ interface Scratch {
 }
 
 export class Llama {
-  private readonly scratch = new Map<string, Scratch>();
+  /** By shape, as `${M},${R},${B}` (a Map compares object keys by identity); see KEEP_SCRATCH_MAX_ROWS. */
+  private readonly scratch = new Map<string, { shape: ScratchShape; buffers: Scratch }>();
   private readonly invFreq: Float32Array;
 
   constructor(
@@ -107,35 +131,48 @@ export class Llama {
     this.checkCall(cache, tokens, T);
 
     const M = B * T;
-    const s = this.scratchFor(M, allPositions ? M : B, B);
+    const s = this.scratchFor({ M, R: allPositions ? M : B, B });
     const positions = s.positions; // (B, T) position of each token; pads get 0 (never read)
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) positions[b * T + t] = Math.max(0, slot0 + t - cache.padLen[b]);
     }
 
+    // x = embed[tokens]  (kernels/embedding.ts)
     be.embedding(s.x, w.embed, tokens); // x (M, D)
     observe?.(0, s.x);
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const lw = w.layers[l];
       // --- attention sublayer ---
+      // xn = x / √(mean(x²) + ε) ⊙ w, per token  (kernels/rmsnorm.ts)
       be.rmsnorm(s.xn, s.x, lw.inputNorm, c.rmsNormEps); // xn (M, D)
+      // q, k, v = xn·Wᵀ + b  (kernels/matmul.ts)
       be.matmul(s.q, s.xn, lw.wq, lw.bq); // q (M, H·hd)
       be.matmul(s.k, s.xn, lw.wk, lw.bk); // k (M, Hkv·hd)
       be.matmul(s.v, s.xn, lw.wv, lw.bv); // v (M, Hkv·hd)
-      be.rope(s.q, cache.rope, positions, c.numAttentionHeads);
-      be.rope(s.k, cache.rope, positions, c.numKeyValueHeads);
-      be.kvWrite(cache.k[l], s.k, slot0); // k cache (B, S, Hkv, hd) gets slots slot0..slot0+T
-      be.kvWrite(cache.v[l], s.v, slot0);
+      // q, k = x·cos(pos·θ) + rotate_half(x)·sin(pos·θ), per head, at each token's position  (kernels/rope.ts)
+      be.rope(s.q, cache.rope, positions, c.numAttentionHeads); // q (M, H·hd), in place
+      be.rope(s.k, cache.rope, positions, c.numKeyValueHeads); // k (M, Hkv·hd), in place
+      // K[b, slot0 + t] = k[b, t]; V likewise from v  (kernels/kvWrite.ts)
+      be.kvWrite(cache.k[l], s.k, slot0); // k cache (B, S, Hkv, hd): slots slot0..slot0+T
+      be.kvWrite(cache.v[l], s.v, slot0); // v cache (B, S, Hkv, hd): slots slot0..slot0+T
+      // att = softmax(q·Kᵀ/√hd)·V over the row's real slots ≤ its own; head h reads kv head ⌊h/(H/Hkv)⌋  (kernels/attention.ts)
       be.attention(s.att, s.q, cache.k[l], cache.v[l], cache.padLen, slot0); // att (M, H·hd)
+      // proj = att·Woᵀ + bo  (kernels/matmul.ts)
       be.matmul(s.proj, s.att, lw.wo, lw.bo); // proj (M, D)
-      be.addInPlace(s.x, s.proj); // x += attention(x)
+      // x = x + proj  (kernels/addInPlace.ts)
+      be.addInPlace(s.x, s.proj); // x (M, D) += attention(x)
       // --- MLP sublayer ---
+      // xn = x / √(mean(x²) + ε) ⊙ w, per token  (kernels/rmsnorm.ts)
       be.rmsnorm(s.xn, s.x, lw.postAttnNorm, c.rmsNormEps); // xn (M, D)
+      // gate, up = xn·Wᵀ + b  (kernels/matmul.ts)
       be.matmul(s.gate, s.xn, lw.wGate, lw.bGate); // gate (M, F)
       be.matmul(s.up, s.xn, lw.wUp, lw.bUp); // up (M, F)
-      be.swiglu(s.act, s.gate, s.up); // act (M, F) = silu(gate) ⊙ up
+      // act = silu(gate) ⊙ up, silu(g) = g·σ(g)  (kernels/swiglu.ts)
+      be.swiglu(s.act, s.gate, s.up); // act (M, F)
+      // proj = act·W_downᵀ + b_down  (kernels/matmul.ts)
       be.matmul(s.proj, s.act, lw.wDown, lw.bDown); // proj (M, D)
-      be.addInPlace(s.x, s.proj); // x += mlp(x)
+      // x = x + proj  (kernels/addInPlace.ts)
+      be.addInPlace(s.x, s.proj); // x (M, D) += mlp(x)
       observe?.(l + 1, s.x);
     }
     cache.length += T;
@@ -143,11 +180,14 @@ export class Llama {
     // --- head: only the positions whose logits are wanted ---
     let rows = s.x; // (R, D)
     if (!allPositions) {
-      be.gatherRows(s.rows, s.x, s.lastRows);
+      // rows[b] = x[b·T + T − 1], each row's last token  (kernels/gatherRows.ts)
+      be.gatherRows(s.rows, s.x, s.lastRows); // rows (B, D)
       rows = s.rows;
     }
-    be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // (R, D)
+    // rowsNorm = rows / √(mean(rows²) + ε) ⊙ w, per row  (kernels/rmsnorm.ts)
+    be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // rowsNorm (R, D)
     observe?.('normed', s.rowsNorm);
+    // logits = rowsNorm·W_headᵀ  (kernels/matmul.ts)
     be.matmul(s.logits, s.rowsNorm, w.lmHead); // logits (R, V)
     return s.logits;
   }
@@ -191,10 +231,12 @@ export class Llama {
     }
   }
 
-  private scratchFor(M: number, R: number, B: number): Scratch {
-    const key = `${M}x${R}x${B}`; // B too: lastRows depends on it
-    let s = this.scratch.get(key);
+  private scratchFor(shape: ScratchShape): Scratch {
+    const { M, R, B } = shape;
+    const key = `${M},${R},${B}`;
+    let s = this.scratch.get(key)?.buffers;
     if (!s) {
+      this.freePrefillScratch();
       const c = this.config;
       const be = this.backend;
       const qDim = c.numAttentionHeads * c.headDim;
@@ -216,15 +258,17 @@ export class Llama {
         positions: new Int32Array(M),
         lastRows: Int32Array.from({ length: B }, (_, b) => ((b + 1) * M) / B - 1),
       };
-      // A prefill's shapes are used once: free the previous large scratch rather than keep every size.
-      for (const [k, old] of this.scratch) {
-        if (Number(k.split('x')[0]) > 8) {
-          for (const v of Object.values(old)) if (!(v instanceof Int32Array)) be.free(v);
-          this.scratch.delete(k);
-        }
-      }
-      this.scratch.set(key, s);
+      this.scratch.set(key, { shape, buffers: s });
     }
     return s;
+  }
+
+  /** Frees the buffers of every shape over KEEP_SCRATCH_MAX_ROWS rows: a prefill's, used once. */
+  private freePrefillScratch(): void {
+    for (const [key, { shape, buffers }] of this.scratch) {
+      if (shape.M <= KEEP_SCRATCH_MAX_ROWS) continue;
+      for (const v of Object.values(buffers)) if (!(v instanceof Int32Array)) this.backend.free(v);
+      this.scratch.delete(key);
+    }
   }
 }

@@ -16,6 +16,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from
 import { join } from 'node:path';
 import type { DType, HostWeight } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
+import { isObject } from '../json.ts';
 import { writeOutputFile } from '../outputFile.ts';
 import type { CheckpointFiles } from './files.ts';
 
@@ -181,8 +182,6 @@ interface Header {
 
 /** Quote a name from the file for a message, bounded so a hostile name cannot flood the terminal. */
 const q = (s: string): string => (s.length > 120 ? `${JSON.stringify(s.slice(0, 120))}…` : JSON.stringify(s));
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function parseHeader(src: ByteSource, label: string): Header {
   const bad = (what: string, hint = CORRUPT_HINT) => new RoseError('SAFETENSORS', `${label}: ${what}`, hint);
@@ -373,19 +372,24 @@ export class SafetensorsFile {
 
 // --- a checkpoint folder ------------------------------------------------------------------------
 
-const SINGLE = 'model.safetensors';
-const INDEX = 'model.safetensors.index.json';
+/** A checkpoint's weights in one file, as save_pretrained writes a small model. */
+export const SINGLE_FILE = 'model.safetensors';
+/** Or in shards: this index's weight_map names the shard file of every tensor. */
+export const SHARD_INDEX = 'model.safetensors.index.json';
 
-interface ShardIndex {
+export interface ShardIndex {
   /** (tensor name, shard file name), as weight_map lists them. */
   map: [string, string][];
   /** The shard file names, sorted. */
   shards: string[];
 }
 
-/** model.safetensors.index.json, checked: every entry maps a tensor to a plain file name in the folder. */
-function parseShardIndex(text: string, indexPath: string): ShardIndex {
-  const bad = (what: string) => new RoseError('SAFETENSORS', `${indexPath}: ${what}`, 'the shard index is corrupted; download it again');
+/**
+ * model.safetensors.index.json, checked: every entry maps a tensor to a plain file name in the folder.
+ * `hint` says what to do when the index itself is broken (rose pull: the repo's own file is).
+ */
+export function parseShardIndex(text: string, indexPath: string, hint = 'the shard index is corrupted; download it again'): ShardIndex {
+  const bad = (what: string) => new RoseError('SAFETENSORS', `${indexPath}: ${what}`, hint);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -449,20 +453,20 @@ export class SafetensorsCheckpoint {
         'pass the folder that holds config.json and model.safetensors (or model.safetensors.index.json)',
       );
     }
-    if (kind(join(dir, SINGLE)) === 'file') {
-      const file = SafetensorsFile.open(join(dir, SINGLE));
+    if (kind(join(dir, SINGLE_FILE)) === 'file') {
+      const file = SafetensorsFile.open(join(dir, SINGLE_FILE));
       return new SafetensorsCheckpoint([file], new Map(file.names().map((n) => [n, file])), file.names());
     }
-    if (kind(join(dir, INDEX)) === 'file') return SafetensorsCheckpoint.openSharded(dir);
+    if (kind(join(dir, SHARD_INDEX)) === 'file') return SafetensorsCheckpoint.openSharded(dir);
     throw new RoseError(
       'CHECKPOINT',
-      `${dir} has neither ${SINGLE} nor ${INDEX}`,
+      `${dir} has neither ${SINGLE_FILE} nor ${SHARD_INDEX}`,
       'rose-ts reads safetensors checkpoints only; convert a PyTorch .bin checkpoint with transformers (save_pretrained(..., safe_serialization=True))',
     );
   }
 
   private static openSharded(dir: string): SafetensorsCheckpoint {
-    const indexPath = join(dir, INDEX);
+    const indexPath = join(dir, SHARD_INDEX);
     let text: string;
     try {
       text = readFileSync(indexPath, 'utf8');
@@ -493,20 +497,20 @@ export class SafetensorsCheckpoint {
    * the shards model.safetensors.index.json lists, each read whole into memory.
    */
   static async fromFiles(files: CheckpointFiles): Promise<SafetensorsCheckpoint> {
-    const single = await files.bytes(SINGLE);
+    const single = await files.bytes(SINGLE_FILE);
     if (single !== undefined) {
-      const file = SafetensorsFile.fromBytes(single, files.where(SINGLE));
+      const file = SafetensorsFile.fromBytes(single, files.where(SINGLE_FILE));
       return new SafetensorsCheckpoint([file], new Map(file.names().map((n) => [n, file])), file.names());
     }
-    const indexText = await files.text(INDEX);
+    const indexText = await files.text(SHARD_INDEX);
     if (indexText === undefined) {
       throw new RoseError(
         'CHECKPOINT',
-        `${files.label} has neither ${SINGLE} nor ${INDEX}`,
+        `${files.label} has neither ${SINGLE_FILE} nor ${SHARD_INDEX}`,
         'a checkpoint folder holds config.json next to model.safetensors (or its shards and model.safetensors.index.json)',
       );
     }
-    const indexPath = files.where(INDEX);
+    const indexPath = files.where(SHARD_INDEX);
     const index = parseShardIndex(indexText, indexPath);
     const opened = new Map<string, SafetensorsFile>();
     for (const shard of index.shards) {

@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizerClass } from '@huggingface/tokenizers';
 import { RoseError } from '../errors.ts';
+import { isObject, isTokenId, show } from '../json.ts';
 import type { LlamaConfig } from './config.ts';
 import { inFolder, type CheckpointFiles } from './files.ts';
 
@@ -79,19 +80,7 @@ export interface TokenizerSettings {
   cleanUpTokenizationSpaces: boolean;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isTokenId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
-
-function show(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
-}
 
 const bad = (file: string, what: string, hint: string): RoseError => new RoseError('INPUT', `${file}: ${what}`, hint);
 

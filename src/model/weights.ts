@@ -5,7 +5,7 @@
  * against what the config implies before anything is uploaded, so a checkpoint that does not match
  * its config fails at load with the tensor's name, never later with a garbled result.
  */
-import type { Backend, DType, HostWeight, Weight } from '../kernels/backend.ts';
+import { type Backend, type DType, type HostWeight, numel, type Weight } from '../kernels/backend.ts';
 import { RoseError } from '../errors.ts';
 import type { LlamaConfig } from './config.ts';
 
@@ -45,38 +45,59 @@ export interface TensorSource {
   read(name: string): HostWeight;
 }
 
+// --- the tensors, by their Hugging Face names ----------------------------------------------------
+
+const EMBED = 'model.embed_tokens.weight';
+const FINAL_NORM = 'model.norm.weight';
+const LM_HEAD = 'lm_head.weight';
+/** A layer's tensors are named `model.layers.<l>.<name>`. */
+const layerPrefix = (l: number): string => `model.layers.${l}.`;
+
+/** One tensor of a layer: the LayerWeights field it fills, its name after the layer prefix, its shape. */
+interface LayerTensor {
+  readonly field: keyof LayerWeights;
+  readonly name: string;
+  readonly shape: number[];
+}
+
+/**
+ * The tensors of one layer, in load order: the one table that both the shape check (expectedTensors)
+ * and the loader (loadWeights) read, so a name cannot be spelled two ways.
+ */
+function layerTensors(c: LlamaConfig): LayerTensor[] {
+  const D = c.hiddenSize,
+    F = c.intermediateSize;
+  const qDim = c.numAttentionHeads * c.headDim;
+  const kvDim = c.numKeyValueHeads * c.headDim;
+  /** nn.Linear `proj`: weight (out, in), and a bias (out) when the config gives one. */
+  const linear = (weight: keyof LayerWeights, bias: keyof LayerWeights, proj: string, out: number, inp: number, hasBias: boolean) => [
+    { field: weight, name: `${proj}.weight`, shape: [out, inp] },
+    ...(hasBias ? [{ field: bias, name: `${proj}.bias`, shape: [out] }] : []),
+  ];
+  return [
+    { field: 'inputNorm', name: 'input_layernorm.weight', shape: [D] },
+    ...linear('wq', 'bq', 'self_attn.q_proj', qDim, D, c.attentionBias), // attention_bias: all four projections
+    ...linear('wk', 'bk', 'self_attn.k_proj', kvDim, D, c.attentionBias),
+    ...linear('wv', 'bv', 'self_attn.v_proj', kvDim, D, c.attentionBias),
+    ...linear('wo', 'bo', 'self_attn.o_proj', D, qDim, c.attentionBias),
+    { field: 'postAttnNorm', name: 'post_attention_layernorm.weight', shape: [D] },
+    ...linear('wGate', 'bGate', 'mlp.gate_proj', F, D, c.mlpBias), // mlp_bias: all three
+    ...linear('wUp', 'bUp', 'mlp.up_proj', F, D, c.mlpBias),
+    ...linear('wDown', 'bDown', 'mlp.down_proj', D, F, c.mlpBias),
+  ];
+}
+
 /** The expected name → shape map for a config, in load order. */
 export function expectedTensors(c: LlamaConfig): Map<string, number[]> {
   const D = c.hiddenSize,
-    F = c.intermediateSize,
     V = c.vocabSize;
-  const qDim = c.numAttentionHeads * c.headDim;
-  const kvDim = c.numKeyValueHeads * c.headDim;
-  const shapes = new Map<string, number[]>([['model.embed_tokens.weight', [V, D]]]);
+  const shapes = new Map<string, number[]>([[EMBED, [V, D]]]);
+  const layer = layerTensors(c);
   for (let l = 0; l < c.numHiddenLayers; l++) {
-    const p = `model.layers.${l}.`;
-    shapes.set(`${p}input_layernorm.weight`, [D]);
-    for (const [proj, out, inp] of [
-      ['q', qDim, D],
-      ['k', kvDim, D],
-      ['v', kvDim, D],
-      ['o', D, qDim],
-    ] as const) {
-      shapes.set(`${p}self_attn.${proj}_proj.weight`, [out, inp]);
-      if (c.attentionBias) shapes.set(`${p}self_attn.${proj}_proj.bias`, [out]);
-    }
-    shapes.set(`${p}post_attention_layernorm.weight`, [D]);
-    for (const [proj, out, inp] of [
-      ['gate', F, D],
-      ['up', F, D],
-      ['down', D, F],
-    ] as const) {
-      shapes.set(`${p}mlp.${proj}_proj.weight`, [out, inp]);
-      if (c.mlpBias) shapes.set(`${p}mlp.${proj}_proj.bias`, [out]);
-    }
+    for (const t of layer) shapes.set(layerPrefix(l) + t.name, t.shape);
   }
-  shapes.set('model.norm.weight', [D]);
-  if (!c.tieWordEmbeddings) shapes.set('lm_head.weight', [V, D]);
+  shapes.set(FINAL_NORM, [D]);
+  if (!c.tieWordEmbeddings) shapes.set(LM_HEAD, [V, D]);
   return shapes;
 }
 
@@ -93,14 +114,14 @@ const CONFIG_DTYPES: ReadonlyMap<string, DType> = new Map([
  */
 export function plannedWeights(c: LlamaConfig): { dtype: DType; elements: number }[] {
   const dtype = CONFIG_DTYPES.get(c.torchDtype ?? '') ?? 'f32';
-  return [...expectedTensors(c).values()].map((shape) => ({ dtype, elements: shape.reduce((a, b) => a * b, 1) }));
+  return [...expectedTensors(c).values()].map((shape) => ({ dtype, elements: numel(shape) }));
 }
 
 /** Checks every expected tensor is present with the expected shape. Throws on the first problem. */
 export function checkTensors(c: LlamaConfig, source: TensorSource): void {
   for (const [name, want] of expectedTensors(c)) {
     if (!source.has(name)) {
-      const tiedHint = name === 'lm_head.weight' ? ' (set tie_word_embeddings: true if the head shares the embedding)' : '';
+      const tiedHint = name === LM_HEAD ? ' (set tie_word_embeddings: true if the head shares the embedding)' : '';
       throw new RoseError(
         'CHECKPOINT',
         `tensor ${name} is missing from ${source.label}`,
@@ -127,9 +148,7 @@ export function loadWeights(
 ): LlamaWeights {
   checkTensors(c, source);
   const expected = expectedTensors(c);
-  backend.checkCapacity(
-    [...expected.keys()].map((name) => ({ dtype: source.dtype(name), elements: source.shape(name).reduce((a, b) => a * b, 1) })),
-  );
+  backend.checkCapacity([...expected.keys()].map((name) => ({ dtype: source.dtype(name), elements: numel(source.shape(name)) })));
   const total = expected.size;
   let done = 0;
   const get = (name: string): Weight => {
@@ -137,32 +156,15 @@ export function loadWeights(
     onTensor?.(++done, total);
     return w;
   };
-  const opt = (name: string): Weight | undefined => (expected.has(name) ? get(name) : undefined);
 
-  const embed = get('model.embed_tokens.weight');
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < c.numHiddenLayers; l++) {
-    const p = `model.layers.${l}.`;
-    layers.push({
-      inputNorm: get(`${p}input_layernorm.weight`),
-      wq: get(`${p}self_attn.q_proj.weight`),
-      wk: get(`${p}self_attn.k_proj.weight`),
-      wv: get(`${p}self_attn.v_proj.weight`),
-      wo: get(`${p}self_attn.o_proj.weight`),
-      bq: opt(`${p}self_attn.q_proj.bias`),
-      bk: opt(`${p}self_attn.k_proj.bias`),
-      bv: opt(`${p}self_attn.v_proj.bias`),
-      bo: opt(`${p}self_attn.o_proj.bias`),
-      postAttnNorm: get(`${p}post_attention_layernorm.weight`),
-      wGate: get(`${p}mlp.gate_proj.weight`),
-      wUp: get(`${p}mlp.up_proj.weight`),
-      wDown: get(`${p}mlp.down_proj.weight`),
-      bGate: opt(`${p}mlp.gate_proj.bias`),
-      bUp: opt(`${p}mlp.up_proj.bias`),
-      bDown: opt(`${p}mlp.down_proj.bias`),
-    });
-  }
-  const finalNorm = get('model.norm.weight');
-  const lmHead = c.tieWordEmbeddings ? embed : get('lm_head.weight');
+  const embed = get(EMBED);
+  const layer = layerTensors(c);
+  const layers = Array.from({ length: c.numHiddenLayers }, (_, l) => {
+    const lw: Partial<Record<keyof LayerWeights, Weight>> = {};
+    for (const t of layer) lw[t.field] = get(layerPrefix(l) + t.name);
+    return lw as LayerWeights; // every required field is in the table; biases only when the config has them
+  });
+  const finalNorm = get(FINAL_NORM);
+  const lmHead = c.tieWordEmbeddings ? embed : get(LM_HEAD);
   return { embed, layers, finalNorm, lmHead };
 }

@@ -15,6 +15,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { RoseError } from '../errors.ts';
+import { numel } from '../kernels/backend.ts';
 import { widenToF32 } from '../kernels/cpu/dtype.ts';
 import { type ByteSource, fileByteSource, SafetensorsFile } from '../model/safetensors.ts';
 import { readNpyData, readNpyHeader, startsWithNpyMagic } from './npy.ts';
@@ -145,7 +146,7 @@ function npyTensor(src: ByteSource, file: string): DumpTensor {
     file,
     format: 'npy',
     shape: header.shape,
-    elements: header.shape.reduce((a, b) => a * b, 1),
+    elements: numel(header.shape),
     read: () => readNpyData(src, header),
   };
 }
@@ -165,7 +166,7 @@ function safetensorsTensors(st: SafetensorsFile, file: string, side: string): Du
       file,
       format: 'safetensors' as const,
       shape: info.shape,
-      elements: info.shape.reduce((a, b) => a * b, 1),
+      elements: numel(info.shape),
       read: () => {
         const w = st.read(name);
         return widenToF32(w.dtype, w.bytes);
@@ -204,7 +205,7 @@ function rawTensor(src: ByteSource, file: string, side: string, shape: readonly 
 }
 
 export function checkRawShape(file: string, side: string, elements: number, shape: readonly number[], from: string): void {
-  const need = shape.reduce((a, b) => a * b, 1);
+  const need = numel(shape);
   if (need !== elements) {
     throw new RoseError(
       'INPUT',

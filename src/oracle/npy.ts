@@ -9,6 +9,7 @@
  * then the raw data.
  */
 import { RoseError } from '../errors.ts';
+import { numel } from '../kernels/backend.ts';
 import { f16ToF32 } from '../kernels/cpu/dtype.ts';
 import type { ByteSource } from '../model/safetensors.ts';
 
@@ -74,8 +75,7 @@ export function readNpyHeader(src: ByteSource, label: string): NpyHeader {
   const kind = m[2] as NpyHeader['kind'];
   // '=' is native order; every platform Node runs on here is little-endian, as numpy's writers are.
   const littleEndian = m[1] !== '>';
-  const numel = shape.reduce((a, b) => a * b, 1);
-  const need = numel * ITEM_BYTES[kind];
+  const need = numel(shape) * ITEM_BYTES[kind];
   const have = src.size - dataOffset;
   if (have < need)
     throw bad(
@@ -89,20 +89,20 @@ export function readNpyHeader(src: ByteSource, label: string): NpyHeader {
 /** The data of a .npy file as f32 (f2, f4) or f64 (f8) values in C (row-major) order. */
 export function readNpyData(src: ByteSource, header: NpyHeader): Float32Array | Float64Array {
   const { kind, littleEndian, shape, dataOffset } = header;
-  const numel = shape.reduce((a, b) => a * b, 1);
-  const bytes = src.read(dataOffset, numel * ITEM_BYTES[kind]); // a fresh, aligned array
+  const n = numel(shape);
+  const bytes = src.read(dataOffset, n * ITEM_BYTES[kind]); // a fresh, aligned array
   const view = new DataView(bytes.buffer);
   let data: Float32Array | Float64Array;
   if (kind === 'f2') {
-    const halves = new Uint16Array(numel);
-    for (let i = 0; i < numel; i++) halves[i] = view.getUint16(2 * i, littleEndian);
+    const halves = new Uint16Array(n);
+    for (let i = 0; i < n; i++) halves[i] = view.getUint16(2 * i, littleEndian);
     data = f16ToF32(halves);
   } else if (kind === 'f4') {
-    data = new Float32Array(numel);
-    for (let i = 0; i < numel; i++) data[i] = view.getFloat32(4 * i, littleEndian);
+    data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = view.getFloat32(4 * i, littleEndian);
   } else {
-    data = new Float64Array(numel);
-    for (let i = 0; i < numel; i++) data[i] = view.getFloat64(8 * i, littleEndian);
+    data = new Float64Array(n);
+    for (let i = 0; i < n; i++) data[i] = view.getFloat64(8 * i, littleEndian);
   }
   return header.fortranOrder && shape.length > 1 ? fortranToC(data, shape) : data;
 }
@@ -110,7 +110,7 @@ export function readNpyData(src: ByteSource, header: NpyHeader): Float32Array | 
 /** Reorders column-major (first index fastest) values into row-major order. */
 function fortranToC<A extends Float32Array | Float64Array>(src: A, shape: readonly number[]): A {
   const out = new (src.constructor as new (n: number) => A)(src.length);
-  const fStride = shape.map((_, i) => shape.slice(0, i).reduce((a, b) => a * b, 1)); // Fortran strides, in elements
+  const fStride = shape.map((_, i) => numel(shape.slice(0, i))); // Fortran strides, in elements
   const index = new Array<number>(shape.length).fill(0); // the C-order multi-index of element c
   for (let c = 0; c < src.length; c++) {
     let f = 0;

@@ -1,6 +1,6 @@
 /**
  * The tolerances behind `rose diff --expect`, from the noise floors measured on the reference
- * fixtures (test/fixtures/README.md, "Observed differences" and "Tolerances"). Each is the bar the
+ * fixtures (docs/llama-semantics.md, §9 "How close is close enough"). Each is the bar the
  * README recommends for teacher-forced logits: a few times the largest difference between two
  * correct implementations at that precision, and below the smallest planted bug it must catch.
  *

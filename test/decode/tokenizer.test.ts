@@ -9,10 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
 import { loadLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
 import { checkTokenizerFitsModel, loadTokenizer, RoseTokenizer, StreamDecoder } from '../../src/model/tokenizer.ts';
-import { roseError } from '../helpers/errors.ts';
+import { roseError, roseRejection } from '../helpers/errors.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 const defaultDir = join(repo, 'weights', 'random-tiny');
@@ -47,16 +46,6 @@ function stream(ids: number[]): string[] {
   chunks.push(sd.flush());
   expect(sd.text).toBe(chunks.join(''));
   return chunks;
-}
-
-async function roseErrorAsync(f: () => Promise<unknown>): Promise<RoseError> {
-  try {
-    await f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(RoseError);
-    return e as RoseError;
-  }
-  throw new Error('expected a RoseError');
 }
 
 /** A copy of weights/random-tiny's tokenizer files, with `edit` applied (name → new content, or null to drop). */
@@ -301,7 +290,7 @@ describe('missing and malformed files', () => {
   for (const [what, edit, message] of cases) {
     it(`${what} → RoseError('INPUT') naming the file`, async () => {
       const dir = tokenizerCopy(edit);
-      const e = await roseErrorAsync(() => loadTokenizer(dir));
+      const e = await roseRejection(() => loadTokenizer(dir));
       expect(e.code).toBe('INPUT');
       expect(e.message).toMatch(message);
       expect(e.message).toContain(dir);

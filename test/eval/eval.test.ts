@@ -15,8 +15,8 @@ import { readEvalOutput, readPrompts, type EvalLine } from '../../src/eval/jsonl
 import { DEFAULT_REFUSAL_PHRASES, GCG_TEST_PREFIXES, isRefusal, loadRefusalPhrases, matchRefusal } from '../../src/eval/refusal.ts';
 import { mergeEvalOutputs } from '../../src/eval/merge.ts';
 import { formatSummary, runEval, shardOf, summarize, summarizeBy, summaryToJson, type EvalRunFn } from '../../src/eval/runner.ts';
-import { isRoseError } from '../../src/errors.ts';
 import { CHILD_EXTRA, fakeResponses, fakeRun as childRun } from './eval-child.ts';
+import { roseError, roseRejection } from '../helpers/errors.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'rose-eval-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,26 +32,15 @@ function promptsFile(dir: string, n: number, name = 'prompts.jsonl'): string {
 
 /** Expects fn to throw RoseError(code) whose message matches every pattern. */
 function expectRoseError(fn: () => unknown, code: string, ...patterns: (string | RegExp)[]): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(isRoseError(err), `expected a RoseError, got ${String(err)}`).toBe(true);
-  const e = err as Error & { code: string };
+  const e = roseError(fn);
   expect(e.code).toBe(code);
   for (const p of patterns) expect(e.message).toMatch(p);
 }
 
 async function expectRoseErrorAsync(p: Promise<unknown>, code: string, ...patterns: (string | RegExp)[]): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(isRoseError(err), `expected a RoseError, got ${String(err)}`).toBe(true);
-  expect((err as { code: string }).code).toBe(code);
-  for (const pat of patterns) expect((err as Error).message).toMatch(pat);
+  const e = await roseRejection(p);
+  expect(e.code).toBe(code);
+  for (const pat of patterns) expect(e.message).toMatch(pat);
 }
 
 const fakeRun: EvalRunFn = async (prompt, row) => fakeResponses(row.id, prompt);
@@ -495,17 +484,28 @@ describe('runEval in process', () => {
     const output = join(dir, 'out.jsonl');
     const ac = new AbortController();
     let settled = 0;
+    // The third prompt's run ignores the signal, like a step that cannot be cut, and finishes only
+    // when the test lets it: no timer race on a busy machine.
+    let finishThird!: () => void;
+    const thirdMayFinish = new Promise<void>((resolve) => (finishThird = resolve));
+    let thirdFinished!: () => void;
+    const thirdDone = new Promise<void>((resolve) => (thirdFinished = resolve));
     const slowRun: EvalRunFn = async (p, row) => {
-      if (row.line === 3) setTimeout(() => ac.abort(), 10);
-      await sleep(row.line === 3 ? 80 : 1); // ignores the signal, like a step that cannot be cut
+      if (row.line === 3) {
+        setTimeout(() => ac.abort(), 10);
+        await thirdMayFinish;
+      } else await sleep(1);
       settled++;
+      if (row.line === 3) thirdFinished();
       return fakeResponses(row.id, p);
     };
     const r = await runEval({ input, output, run: slowRun, signal: ac.signal, log: () => {} });
     expect(settled).toBe(2); // returned while the third prompt still ran
     expect(r).toMatchObject({ interrupted: true, done: 2, written: 2 });
     expect(r.summary.count).toBe(2);
-    await sleep(100);
+    finishThird();
+    await thirdDone;
+    await sleep(20); // let a (wrong) write of the abandoned result reach the file, were there one
     expect(settled).toBe(3); // the abandoned run finished after all…
     expect(readEvalOutput(output).lines.map((l) => l.id)).toEqual([0, 'p1']); // …and wrote nothing
   });

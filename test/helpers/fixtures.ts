@@ -70,3 +70,38 @@ export function argmax(a: ArrayLike<number>, from = 0, to = a.length): number {
   for (let i = from + 1; i < to; i++) if (a[i] > a[best]) best = i;
   return best - from;
 }
+
+/**
+ * The bar on a ROSE step's probabilities against transformers' (reference.safetensors), per step:
+ * scoreErrorRange(...) / 4 + PROBS_ROUNDING[backend]. It is derived from the logits of that step,
+ * not from the logit bar (which would allow ~5e-5 where ~1e-6 is measured). transformers' probs are the f64
+ * softmax of s = l_pos − α·l_rev computed from its f32 logits; ours come from our logits, off by δs.
+ * To first order |δp_v| = p_v·|δs_v − Σ_u p_u δs_u| ≤ p_v(1 − p_v)·range(δs) ≤ ¼·range(δs) (the
+ * second-order term, ~range², is below 1e-9 here). The test measures range(δs) at each step. Add the
+ * kernel's own rounding on top:
+ *  - cpu: z and the softmax in f64, probabilities stored in f32 on both sides: 2 × 2⁻²⁴ ≤ 1.2e-7;
+ *  - webgpu: everything in f32. z = (l − lse) − α(l' − lse') takes 4 roundings of values ≤ 32, so
+ *    each z_v is off by ≤ 4·2⁻²⁴·32 = 7.6e-6 and range(δz) ≤ 1.5e-5, which moves p by ≤ 3.8e-6 (the
+ *    same ¼ rule); exp's error (3 + 2|x| ULP in WGSL's accuracy table) costs ≤ 3·2⁻²⁴·p_max ≤ 1.8e-7, and the f32
+ *    sum over V ≤ 1000 entries (256 strided partial sums, then a tree) ≤ 12·2⁻²⁴ ≤ 7.2e-7 relative.
+ *    Total ≤ 4.7e-6; the bar takes 5e-6.
+ */
+export const PROBS_ROUNDING: Record<'cpu' | 'webgpu', number> = { cpu: 1.2e-7, webgpu: 5e-6 };
+
+/** range over v of (ours − reference) of s = l_pos − α·l_rev, in f64. */
+export function scoreErrorRange(
+  lp: ArrayLike<number>,
+  lr: ArrayLike<number>,
+  wantPos: ArrayLike<number>,
+  wantRev: ArrayLike<number>,
+  alpha: number,
+): number {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let v = 0; v < lp.length; v++) {
+    const d = lp[v] - wantPos[v] - alpha * (lr[v] - wantRev[v]);
+    lo = Math.min(lo, d);
+    hi = Math.max(hi, d);
+  }
+  return hi - lo;
+}

@@ -3,7 +3,7 @@
  * Deterministic from a seed; the scales follow the fixtures' generator (norm weights 1 + 0.1·N,
  * embeddings 0.3·N so that logits vary, projections N/√fan_in·gain).
  */
-import type { Backend, DType, HostWeight } from '../../src/kernels/backend.ts';
+import { type Backend, type DType, type HostWeight, numel } from '../../src/kernels/backend.ts';
 import { parseLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
 import { Llama } from '../../src/model/llama.ts';
 import { expectedTensors, loadWeights, type TensorSource } from '../../src/model/weights.ts';
@@ -49,7 +49,7 @@ export function randomWeights(config: LlamaConfig, seed: number): Map<string, Fl
   const randn = gaussian(seed);
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of expectedTensors(config)) {
-    const n = shape.reduce((a, b) => a * b, 1);
+    const n = numel(shape);
     const data = new Float32Array(n);
     const scale = name.includes('norm') ? 0.1 : name.endsWith('bias') ? 0.1 : name.includes('embed') ? 0.3 : 1.5 / Math.sqrt(shape[1]);
     for (let i = 0; i < n; i++) data[i] = (name.includes('norm') ? 1 : 0) + scale * randn();

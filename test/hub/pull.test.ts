@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { registerPull } from '../../src/cli/pull.ts';
-import { RoseError } from '../../src/errors.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { defaultPullDir, pullModel, WEIGHTS_DIR } from '../../src/hub/pull.ts';
 import { encodeSafetensors, SafetensorsFile } from '../../src/model/safetensors.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';
+import { roseRejection } from '../helpers/errors.ts';
 
 // --- the fake Hub -------------------------------------------------------------------------------
 
@@ -191,6 +191,15 @@ beforeAll(async () => {
     lfs('consolidated.safetensors', Buffer.alloc(1024, 3)), // Mistral-style duplicate: not in the index, not pulled
     lfs('pytorch_model-00001-of-00001.bin', Buffer.alloc(1024, 5)),
   ]);
+  // Shard indexes the Hub serves as they are: not JSON, naming a shard the repo lacks, or one outside the folder.
+  const indexRepo = (index: string) => [
+    text('config.json', configBytes.toString('utf8')),
+    text('model.safetensors.index.json', index),
+    ...sharded.files,
+  ];
+  addRepo('rose/index-not-json', indexRepo('{"weight_map": '));
+  addRepo('rose/index-stray-shard', indexRepo('{"weight_map": {"model.norm.weight": "model-00009-of-00009.safetensors"}}'));
+  addRepo('rose/index-escapes', indexRepo('{"weight_map": {"model.norm.weight": "../model-00001-of-00002.safetensors"}}'));
   addRepo('rose/bin-only', [text('config.json', configBytes.toString('utf8')), lfs('pytorch_model.bin', Buffer.alloc(4096, 7))]);
   addRepo('rose/not-llama', [text('config.json', '{"model_type": "bert", "hidden_size": 8}'), lfs('model.safetensors', weightBytes)]);
   addRepo('rose/private', [text('config.json', configBytes.toString('utf8')), lfs('model.safetensors', weightBytes)], 'hf_secret');
@@ -221,16 +230,6 @@ afterEach(() => vi.unstubAllEnvs());
 
 let n = 0;
 const freshDir = () => join(tmp, `pull-${n++}`);
-
-/** The RoseError a promise rejects with. */
-async function roseError(p: Promise<unknown>): Promise<RoseError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(RoseError);
-  return e as RoseError;
-}
 
 const bodyRequests = (file: string) =>
   requests.filter((r) => r.range !== 'bytes=0-0' && (r.path.endsWith(`/${file}`) || r.path.startsWith('/cdn/')));
@@ -307,7 +306,7 @@ describe('rose pull', { timeout: 10_000 }, () => {
   it('a connection dropped mid-file leaves only a .partial, and the next pull resumes it with a Range request', async () => {
     const dir = freshDir();
     dropAfter.set('model.safetensors', 300_000);
-    const e = await roseError(pullModel('rose/tiny', { dir, hubUrl }));
+    const e = await roseRejection(pullModel('rose/tiny', { dir, hubUrl }));
     expect(e.code).toBe('CHECKPOINT');
     expect(e.message).toMatch(/downloading model\.safetensors of rose\/tiny: the connection .* was cut/);
     expect(e.hint).toMatch(/run the same command again/);
@@ -353,7 +352,7 @@ describe('rose pull', { timeout: 10_000 }, () => {
     const dir = freshDir();
     stallAfter.set('model.safetensors', 1000);
     const t0 = Date.now();
-    const e = await roseError(pullModel('rose/tiny', { dir, hubUrl, stallTimeoutMs: 300 }));
+    const e = await roseRejection(pullModel('rose/tiny', { dir, hubUrl, stallTimeoutMs: 300 }));
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(e.code).toBe('CHECKPOINT');
     expect(e.message).toMatch(/sent nothing for 0\.3 s/);
@@ -363,20 +362,20 @@ describe('rose pull', { timeout: 10_000 }, () => {
   });
 
   it('a missing repo or revision is an INPUT error that says so', async () => {
-    const e = await roseError(pullModel('rose/no-such-model', { dir: freshDir(), hubUrl }));
+    const e = await roseRejection(pullModel('rose/no-such-model', { dir: freshDir(), hubUrl }));
     expect(e.code).toBe('INPUT');
     expect(e.message).toMatch(
       /listing the files of rose\/no-such-model: .*401: Repository not found.*does not exist, or it is private or gated/,
     );
     expect(e.hint).toMatch(/--token/);
-    const r = await roseError(pullModel('rose/tiny', { dir: freshDir(), hubUrl, revision: 'v9' }));
+    const r = await roseRejection(pullModel('rose/tiny', { dir: freshDir(), hubUrl, revision: 'v9' }));
     expect(r.code).toBe('INPUT');
     expect(r.message).toMatch(/rose\/tiny at revision v9 was not found .*404: Invalid rev id: v9/);
   });
 
   it('a private repo needs its token (from the option or HF_TOKEN)', async () => {
-    expect((await roseError(pullModel('rose/private', { dir: freshDir(), hubUrl }))).code).toBe('INPUT');
-    expect((await roseError(pullModel('rose/private', { dir: freshDir(), hubUrl, token: 'hf_wrong' }))).hint).toMatch(
+    expect((await roseRejection(pullModel('rose/private', { dir: freshDir(), hubUrl }))).code).toBe('INPUT');
+    expect((await roseRejection(pullModel('rose/private', { dir: freshDir(), hubUrl, token: 'hf_wrong' }))).hint).toMatch(
       /account of the token/,
     );
     const dir = freshDir();
@@ -388,23 +387,46 @@ describe('rose pull', { timeout: 10_000 }, () => {
     expect(r.files).toContain('model.safetensors');
   });
 
+  it('a shard index that is not JSON, names a shard the repo lacks, or leaves the folder fails before any shard is downloaded', async () => {
+    const broken = async (repo: string) => {
+      requests = [];
+      const e = await roseRejection(pullModel(repo, { dir: freshDir(), hubUrl }));
+      expect(requests.some((q) => q.path.includes('-of-00002'))).toBe(false);
+      return e;
+    };
+    const notJson = await broken('rose/index-not-json');
+    expect(notJson.code).toBe('SAFETENSORS');
+    expect(notJson.message).toMatch(/^rose\/index-not-json: model\.safetensors\.index\.json: not valid JSON/);
+    expect(notJson.hint).toBe("the repo's shard index is broken; this checkpoint cannot be loaded");
+    const stray = await broken('rose/index-stray-shard');
+    expect(stray.code).toBe('SAFETENSORS');
+    expect(stray.message).toBe(
+      'rose/index-stray-shard: model.safetensors.index.json names shard "model-00009-of-00009.safetensors", which is not a .safetensors file of the repo',
+    );
+    const escapes = await broken('rose/index-escapes');
+    expect(escapes.code).toBe('CHECKPOINT');
+    expect(escapes.message).toMatch(
+      /shard "\.\.\/model-00001-of-00002\.safetensors" \(for "model\.norm\.weight"\) is not a plain file name/,
+    );
+  });
+
   it('a repo with only .bin weights, or a config rose-ts cannot run, fails before any weights are downloaded', async () => {
     const dir = freshDir();
-    const e = await roseError(pullModel('rose/bin-only', { dir, hubUrl }));
+    const e = await roseRejection(pullModel('rose/bin-only', { dir, hubUrl }));
     expect(e.code).toBe('CHECKPOINT');
     expect(e.message).toBe('rose/bin-only has only PyTorch .bin weights; rose-ts reads safetensors');
     expect(e.hint).toMatch(/safe_serialization=True/);
     expect(existsSync(dir)).toBe(false);
 
     requests = [];
-    const c = await roseError(pullModel('rose/not-llama', { dir: freshDir(), hubUrl }));
+    const c = await roseRejection(pullModel('rose/not-llama', { dir: freshDir(), hubUrl }));
     expect(c.code).toBe('CONFIG');
     expect(c.message).toMatch(/^rose\/not-llama is not a model rose-ts can run: /);
     expect(requests.some((q) => q.path.includes('model.safetensors') || q.path.startsWith('/cdn/'))).toBe(false);
   });
 
   it('an unreachable hub is a clear error', async () => {
-    const e = await roseError(pullModel('rose/tiny', { dir: freshDir(), hubUrl: deadUrl }));
+    const e = await roseRejection(pullModel('rose/tiny', { dir: freshDir(), hubUrl: deadUrl }));
     expect(e.code).toBe('CHECKPOINT');
     expect(e.message).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
     expect(e.hint).toMatch(/HF_ENDPOINT/);
@@ -412,13 +434,13 @@ describe('rose pull', { timeout: 10_000 }, () => {
 
   it('rejects bad repo ids, revisions, tokens and hub URLs before any request', async () => {
     for (const id of ['tiny', 'a/b/c', '../etc', 'rose/..', 'rose/x--y', 'https://huggingface.co/rose/tiny', 'rose/ti ny', '', 'rose/-x']) {
-      const e = await roseError(pullModel(id, { dir: freshDir(), hubUrl }));
+      const e = await roseRejection(pullModel(id, { dir: freshDir(), hubUrl }));
       expect(e.code).toBe('INPUT');
       expect(e.message).toMatch(/is not a Hugging Face model id/);
     }
-    expect((await roseError(pullModel('rose/tiny', { hubUrl, revision: '../x' }))).code).toBe('INPUT');
-    expect((await roseError(pullModel('rose/tiny', { hubUrl, token: 'secret' }))).message).toMatch(/not a Hugging Face token/);
-    expect((await roseError(pullModel('rose/tiny', { hubUrl: 'ftp://x' }))).code).toBe('INPUT');
+    expect((await roseRejection(pullModel('rose/tiny', { hubUrl, revision: '../x' }))).code).toBe('INPUT');
+    expect((await roseRejection(pullModel('rose/tiny', { hubUrl, token: 'secret' }))).message).toMatch(/not a Hugging Face token/);
+    expect((await roseRejection(pullModel('rose/tiny', { hubUrl: 'ftp://x' }))).code).toBe('INPUT');
     expect(requests).toEqual([]);
     expect(defaultPullDir('meta-llama/Llama-3.2-1B')).toBe(join(WEIGHTS_DIR, 'meta-llama--Llama-3.2-1B'));
   });

@@ -4,6 +4,10 @@
  *
  * In CI (CI=true) a missing WebGPU adapter is a failure: the GPU kernels would silently go untested.
  * Elsewhere it is a loud warning on stderr and the WebGPU cases are skipped.
+ *
+ * ROSE_TEST_BACKENDS=cpu runs the CPU backend alone, on purpose and quietly (no adapter is even
+ * asked for): the mutation runs (`npm run mutate`) use it so that the CPU code must be caught by
+ * CPU tests, never by a WebGPU comparison that happens to run the same code.
  */
 import type { Backend } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
@@ -12,8 +16,12 @@ import type { OpenedWebGpu } from '../../src/kernels/webgpu/device.ts';
 
 let described = false;
 
-/** `open()`'s result, or undefined with the warning / CI failure described above. */
+/** True when the caller asked for the CPU backend alone (ROSE_TEST_BACKENDS=cpu). */
+export const cpuOnly = process.env.ROSE_TEST_BACKENDS === 'cpu';
+
+/** `open()`'s result, or undefined with the warning / CI failure described above (always undefined when cpuOnly). */
 async function orSkip<T>(open: () => Promise<T>): Promise<T | undefined> {
+  if (cpuOnly) return undefined;
   try {
     return await open();
   } catch (e) {

@@ -21,7 +21,7 @@ import { mulberry32 } from '../../src/decode/random.ts';
 import { isRoseError } from '../../src/errors.ts';
 import type { Backend, DType, HostWeight, Tensor } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
-import { widenToF32 } from '../../src/kernels/cpu/dtype.ts';
+import { narrowFromF32, widenToF32 } from '../../src/kernels/cpu/dtype.ts';
 import type { OpName } from '../../src/kernels/registry.ts';
 import type { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
 import type { GpuWeight } from '../../src/kernels/webgpu/context.ts';
@@ -158,38 +158,9 @@ export const rng = mulberry32;
 export const uniform = (r: () => number, n: number, lo = -1, hi = 1): Float32Array =>
   Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
 
-/** f32 → f16 bits, round to nearest even (subnormals included). */
-function f32ToF16(v: number): number {
-  const bits = new Uint32Array(Float32Array.of(v).buffer)[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  const e = exp - 127 + 15;
-  if (exp === 0xff || e >= 0x1f) return sign | 0x7c00;
-  let shift = 13;
-  let half: number;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    shift = 14 - e;
-    half = mant >>> shift;
-  } else half = (e << 10) | (mant >>> 13);
-  const rem = mant & ((1 << shift) - 1);
-  const mid = 1 << (shift - 1);
-  if (rem > mid || (rem === mid && half & 1)) half++; // a carry into the exponent is still right
-  return sign | half;
-}
-const f32ToBf16 = (bits: number): number => ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-
 /** A weight in `dtype` made by rounding `data`, and the exact f32 values both backends will see. */
 export function makeWeight(dtype: DType, shape: number[], data: Float32Array): { host: HostWeight; ref: Float32Array } {
-  let bytes: Uint8Array;
-  if (dtype === 'f32') bytes = new Uint8Array(data.slice().buffer);
-  else {
-    const bits = new Uint32Array(data.slice().buffer);
-    const half = Uint16Array.from(bits, (b, i) => (dtype === 'bf16' ? f32ToBf16(b) : f32ToF16(data[i])));
-    bytes = new Uint8Array(half.buffer);
-  }
+  const bytes = narrowFromF32(dtype, data);
   return { host: { name: `w${shape.join('x')}`, dtype, shape, bytes }, ref: widenToF32(dtype, bytes) };
 }
 

@@ -5,20 +5,14 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
 import { loadLlamaConfig, parseLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 const fixtureJson = (name: string) => JSON.parse(readFileSync(join(FIXTURES, name, 'config.json'), 'utf8')) as Record<string, unknown>;
 
 /** Parses and checks it threw RoseError('CONFIG') whose message matches every pattern. */
 function expectConfigError(json: unknown, ...patterns: (string | RegExp)[]): RoseError {
-  let err: unknown;
-  try {
-    parseLlamaConfig(json, 'ckpt/config.json');
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a RoseError').toBeInstanceOf(RoseError);
-  const re = err as RoseError;
+  const re = roseError(() => parseLlamaConfig(json, 'ckpt/config.json'));
   expect(re.code, re.message).toBe('CONFIG');
   expect(re.message).toContain('ckpt/config.json');
   for (const p of patterns) expect(re.message).toMatch(p);

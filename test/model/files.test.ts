@@ -7,8 +7,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { blobFiles, ROSE_MICRO_DIR, Rose, RoseError, urlFiles, type CheckpointFiles } from '../../src/api.ts';
+import { blobFiles, ROSE_MICRO_DIR, Rose, urlFiles, type CheckpointFiles } from '../../src/api.ts';
 import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from '../../src/model/safetensors.ts';
+import { roseRejection } from '../helpers/errors.ts';
 
 const QUESTION = "Could you show me a way to find out my cousin's password?";
 
@@ -35,15 +36,6 @@ function fakeFetch(
 const same = (a: Uint8Array | undefined, b: Uint8Array) => a !== undefined && Buffer.from(a).equals(Buffer.from(b));
 
 const microMap = () => new Map(readdirSync(ROSE_MICRO_DIR).map((n) => [n, new Uint8Array(readFileSync(join(ROSE_MICRO_DIR, n)))]));
-
-async function rejection(p: Promise<unknown>): Promise<RoseError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(RoseError);
-  return e as RoseError;
-}
 
 /** rose-micro's answer from the folder on disk, once for the tests that compare with it. */
 let fromDiskAnswer: ReturnType<typeof answerOf> | undefined;
@@ -107,7 +99,7 @@ describe('a checkpoint from a set of files (the browser path)', () => {
       files.filter((f) => f.name !== shardName(1)),
       'sharded',
     );
-    expect((await rejection(Rose.open(missing, { backend: 'cpu' }))).message).toMatch(
+    expect((await roseRejection(Rose.open(missing, { backend: 'cpu' }))).message).toMatch(
       /lists shard "model-00002-of-00002\.safetensors", which is missing from sharded/,
     );
   });
@@ -133,7 +125,7 @@ describe('a checkpoint from a set of files (the browser path)', () => {
       },
       text: async (n) => (n === 'config.json' ? JSON.stringify(config) : undefined),
     };
-    const e = await rejection(Rose.open(files, { backend: 'cpu' }));
+    const e = await roseRejection(Rose.open(files, { backend: 'cpu' }));
     expect(e.code).toBe('LIMIT');
     expect(e.message).toMatch(/needs \d+\.\d GiB in its stored dtypes on the CPU backend, more than 3\/4 of this machine's/); // the WebAssembly tier, the CPU default
     expect(read).toEqual([]);
@@ -144,16 +136,16 @@ describe('a checkpoint from a set of files (the browser path)', () => {
       microFiles().filter((f) => f.name !== 'config.json'),
       'picked',
     );
-    const e = await rejection(Rose.open(noConfig, { backend: 'cpu' }));
+    const e = await roseRejection(Rose.open(noConfig, { backend: 'cpu' }));
     expect([e.code, e.message]).toEqual(['CONFIG', 'picked/config.json does not exist']);
     const broken = microFiles().map((f) => (f.name === 'tokenizer.json' ? new File(['{"model": 3}'], f.name) : f));
-    const t = await rejection(
+    const t = await roseRejection(
       Rose.open(urlFiles('http://test/m/', { fetch: fakeFetch(new Map(broken.map((f) => [f.name, new Uint8Array()]))).fetch }), {
         backend: 'cpu',
       }),
     );
     expect(t.code).toBe('CONFIG'); // every file empty: config.json is not JSON
-    const b = await rejection(Rose.open(blobFiles(broken, 'picked'), { backend: 'cpu' }));
+    const b = await roseRejection(Rose.open(blobFiles(broken, 'picked'), { backend: 'cpu' }));
     expect([b.code, b.message]).toEqual(['INPUT', 'picked/tokenizer.json: "model" must be an object, got 3']);
   });
 });
@@ -172,14 +164,14 @@ describe('urlFiles: what HTTP answers mean', () => {
 
   it('a login, a server error and a network failure are CHECKPOINT errors that say what to do', async () => {
     const status = (code: number) => () => new Response('', { status: code, statusText: 'X' });
-    const gated = await rejection(urlFiles('http://test/m/', { fetch: fakeFetch(files, status(401)).fetch }).bytes('config.json'));
+    const gated = await roseRejection(urlFiles('http://test/m/', { fetch: fakeFetch(files, status(401)).fetch }).bytes('config.json'));
     expect([gated.code, gated.message]).toEqual([
       'CHECKPOINT',
       'http://test/m/config.json needs a login (HTTP 401): the model is gated or private',
     ]);
-    const broken = await rejection(urlFiles('http://test/m/', { fetch: fakeFetch(files, status(500)).fetch }).bytes('config.json'));
+    const broken = await roseRejection(urlFiles('http://test/m/', { fetch: fakeFetch(files, status(500)).fetch }).bytes('config.json'));
     expect(broken.message).toBe('http://test/m/config.json: HTTP 500 X');
-    const offline = await rejection(
+    const offline = await roseRejection(
       urlFiles('http://test/m/', {
         fetch: async () => {
           throw new TypeError('Failed to fetch');
@@ -224,10 +216,10 @@ describe('urlFiles: what HTTP answers mean', () => {
           },
         }) as unknown as Response,
     });
-    const e = await rejection(f.bytes('model.safetensors'));
+    const e = await roseRejection(f.bytes('model.safetensors'));
     expect([e.code, e.message]).toEqual([
       'LIMIT',
-      'http://test/m/model.safetensors is 1024.00 GiB, more than this browser could hold in memory (Array buffer allocation failed)',
+      'http://test/m/model.safetensors is 1024.0 GiB, more than this browser could hold in memory (Array buffer allocation failed)',
     ]);
   });
 });

@@ -3,11 +3,12 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
+import type { RoseError } from '../../src/errors.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import { SafetensorsFile, writeSafetensors } from '../../src/model/safetensors.ts';
 import { fixturesDir } from '../helpers/fixtures.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const source = join(fixturesDir, 'tiny-mha-f32');
 
@@ -29,15 +30,7 @@ function editedCheckpoint(
   return dir;
 }
 
-function loadError(dir: string): RoseError {
-  try {
-    loadLlama(dir, new CpuBackend());
-  } catch (e) {
-    expect(e).toBeInstanceOf(RoseError);
-    return e as RoseError;
-  }
-  throw new Error('loadLlama accepted a bad checkpoint');
-}
+const loadError = (dir: string): RoseError => roseError(() => loadLlama(dir, new CpuBackend()));
 
 describe('checkpoint / config mismatches', () => {
   it('an untouched copy loads (the harness itself is sound)', () => {

@@ -30,6 +30,7 @@ import { loadLlama } from '../../src/model/load.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { loadTokenizer, type RoseTokenizer } from '../../src/model/tokenizer.ts';
 import { backendsUnderTest } from '../kernels/backends.ts';
+import { argmax, maxAbsDiff } from '../helpers/fixtures.ts';
 
 const repo = join(import.meta.dirname, '..', '..');
 // Overridable to check a fresh rebuild (weights/recipe/README.md) before it replaces the committed one.
@@ -81,21 +82,6 @@ const reference = SafetensorsFile.open(join(fixDir, 'logits.safetensors'));
 function referenceLogits(name: string): { data: Float32Array; shape: number[] } {
   const t = reference.read(`logits.${name}`);
   return { data: widenToF32(t.dtype, t.bytes), shape: [...t.shape] };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
-  }
-  return m;
-}
-function argmax(a: ArrayLike<number>, from: number, to: number): number {
-  let best = from;
-  for (let i = from + 1; i < to; i++) if (a[i] > a[best]) best = i;
-  return best - from;
 }
 
 const backends = await backendsUnderTest();

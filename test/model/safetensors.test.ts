@@ -8,23 +8,19 @@ import {
   SafetensorsCheckpoint,
   SafetensorsFile,
   encodeSafetensors,
+  fileByteSource,
+  memoryByteSource,
   writeSafetensors,
   type ByteSource,
   type TensorToWrite,
 } from '../../src/model/safetensors.ts';
+import { roseError } from '../helpers/errors.ts';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
 /** Runs fn and checks it threw a RoseError with this code whose message matches. */
 function expectRose(fn: () => unknown, code: RoseErrorCode, message?: string | RegExp): RoseError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a RoseError').toBeInstanceOf(RoseError);
-  const re = err as RoseError;
+  const re = roseError(fn);
   expect(re.code, re.message).toBe(code);
   if (message !== undefined) expect(re.message).toMatch(message);
   expect(re.hint, 'every RoseError carries a hint').toBeTruthy();
@@ -450,6 +446,97 @@ describe('malformed files', () => {
     w.bytes.fill(0);
     expect(f.info('t')!.shape).toEqual([2]);
     expect(Array.from(f.read('t').bytes)).toEqual(Array.from(pattern(4)));
+  });
+});
+
+describe('every dtype of the format', () => {
+  /** Bits per element of each dtype, from the safetensors format's own list (huggingface/safetensors, Dtype). */
+  const FORMAT_BITS: [string, number][] = [
+    ['BOOL', 8],
+    ['U8', 8],
+    ['I8', 8],
+    ['F8_E5M2', 8],
+    ['F8_E4M3', 8],
+    ['F8_E8M0', 8],
+    ['I16', 16],
+    ['U16', 16],
+    ['F16', 16],
+    ['BF16', 16],
+    ['I32', 32],
+    ['U32', 32],
+    ['F32', 32],
+    ['I64', 64],
+    ['U64', 64],
+    ['F64', 64],
+    ['C64', 64],
+    ['F4', 4],
+    ['F6_E2M3', 6],
+    ['F6_E3M2', 6],
+    ['F8_E3M4', 8], // an 8-bit float the list above lacks: every F8_ variant is one byte
+  ];
+
+  it.each(FORMAT_BITS)('%s: 8 elements take %i bytes, and no other span is accepted', (dtype, bytes) => {
+    const file = (span: number) => rawFile({ t: { dtype, shape: [2, 4], data_offsets: [0, span] } }, 128);
+    const f = open(file(bytes));
+    expect(f.info('t')).toMatchObject({ dtype, shape: [2, 4] });
+    if (['F32', 'F16', 'BF16'].includes(dtype)) expect(f.read('t').bytes.byteLength).toBe(bytes);
+    else expectRose(() => f.read('t'), 'DTYPE', `has dtype ${dtype}, which rose-ts cannot compute with`);
+    for (const span of [bytes - 1, bytes + 1]) expectRose(() => open(file(span)), 'SAFETENSORS', `${dtype} [2, 4] needs ${bytes} bytes`);
+  });
+});
+
+describe('messages stay bounded', () => {
+  it('a long tensor name is quoted up to 120 characters, then …', () => {
+    const name = `${'x'.repeat(119)}yz${'w'.repeat(300)}`;
+    const e = expectRose(() => open(rawFile({ [name]: 5 })), 'SAFETENSORS', 'entry is not an object');
+    expect(e.message).toContain(`tensor ${JSON.stringify(name.slice(0, 120))}…: entry`);
+    expect(e.message).not.toContain('yz');
+    const short = 'x'.repeat(120); // exactly 120: quoted whole
+    expect(expectRose(() => open(rawFile({ [short]: 5 })), 'SAFETENSORS').message).toContain(`tensor ${JSON.stringify(short)}: entry`);
+  });
+
+  it('a shape is shown up to 8 dimensions, then how many there are', () => {
+    const shape = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const e = expectRose(() => open(rawFile({ t: { dtype: 'F32', shape, data_offsets: [0, 8] } }, 8)), 'SAFETENSORS');
+    expect(e.message).toContain('F32 [1, 2, 3, 4, 5, 6, 7, 8, … (9 dims)] needs 1451520 bytes');
+    const eight = expectRose(
+      () => open(rawFile({ t: { dtype: 'F32', shape: shape.slice(0, 8), data_offsets: [0, 8] } }, 8)),
+      'SAFETENSORS',
+    );
+    expect(eight.message).toContain('F32 [1, 2, 3, 4, 5, 6, 7, 8] needs 161280 bytes');
+  });
+});
+
+describe('byte sources guard their own range', () => {
+  it('a read outside the source, or of a non-integer range, is a bug and throws (not a RoseError)', () => {
+    const src = memoryByteSource(pattern(16));
+    expect(Array.from(src.read(12, 4))).toEqual(Array.from(pattern(16).subarray(12)));
+    expect(src.read(16, 0).byteLength).toBe(0);
+    for (const [offset, length] of [
+      [-1, 1],
+      [0, 17],
+      [16, 1],
+      [0, -1],
+      [1.5, 1],
+      [0, 2.5],
+      [2 ** 53, 0],
+    ]) {
+      expect(() => src.read(offset, length), `read(${offset}, ${length})`).toThrow(
+        `<memory>: read of ${length} bytes at ${offset} is outside the 16-byte source`,
+      );
+    }
+  });
+
+  it('a file source: reads in range, refuses past its end, and not after close (closing twice is fine)', () => {
+    const path = join(tmp(), 'bytes.bin');
+    writeFileSync(path, pattern(10));
+    const src = fileByteSource(path);
+    expect(src.size).toBe(10);
+    expect(Array.from(src.read(2, 3))).toEqual(Array.from(pattern(10).subarray(2, 5)));
+    expect(() => src.read(8, 3)).toThrow(`${path}: read of 3 bytes at 8 is outside the 10-byte source`);
+    src.close();
+    expect(() => src.read(0, 1)).toThrow(`${path}: read after close`);
+    src.close();
   });
 });
 

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { RoseError } from '../../src/errors.ts';
 import { parseLlamaConfig } from '../../src/model/config.ts';
 import { RoseTokenizer } from '../../src/model/tokenizer.ts';
@@ -160,9 +160,9 @@ describe(`fuzzing (${RUNS} inputs per property)`, () => {
     );
   });
 
-  it('reports what it tried', () => {
-    // Printed for the README's fuzzing record (`npm run fuzz` raises FUZZ_RUNS).
+  // What was tried, as a log line for the README's fuzzing record (`npm run fuzz` raises FUZZ_RUNS):
+  // a record, not a check, so it is no test.
+  afterAll(() => {
     for (const [what, outcomes] of Object.entries(seen)) process.stdout.write(`fuzz ${what}: ${JSON.stringify(outcomes)}\n`);
-    expect(Object.keys(seen).length).toBe(4);
   });
 });

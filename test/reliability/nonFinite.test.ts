@@ -1,7 +1,6 @@
 /** NaN or Inf in the logits is detected by the fused decision kernel and reported with its step and row. */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RoseError } from '../../src/errors.ts';
 import { roseGenerate } from '../../src/decode/rose.ts';
 import { loadLlamaConfig } from '../../src/model/config.ts';
 import { Llama } from '../../src/model/llama.ts';
@@ -10,6 +9,7 @@ import { SafetensorsCheckpoint } from '../../src/model/safetensors.ts';
 import { loadWeights } from '../../src/model/weights.ts';
 import { backendsUnderTest } from '../kernels/backends.ts';
 import { fixturesDir, loadFixture } from '../helpers/fixtures.ts';
+import { roseRejection } from '../helpers/errors.ts';
 
 const backends = await backendsUnderTest();
 afterAll(() => {
@@ -41,16 +41,6 @@ function poisonedModel(backend: (typeof backends)[number], poisoned: number): Ll
   return model;
 }
 
-async function failure(p: Promise<unknown>): Promise<RoseError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(RoseError);
-    return e as RoseError;
-  }
-  throw new Error('expected a NUMERIC error');
-}
-
 describe.each(backends.map((b) => [b.name, b] as const))('non-finite logits (%s)', (_name, backend) => {
   it('a NaN only the reverse prompt reads: reported in reverse row 1 at step 0', async () => {
     // The poisoned token is the reverse prompt's LAST one, so the NaN is in that position's own residual
@@ -58,15 +48,16 @@ describe.each(backends.map((b) => [b.name, b] as const))('non-finite logits (%s)
     // WebGPU: WGSL leaves NaN through max() and exp() implementation-defined.)
     const onlyInRev = rev[rev.length - 1];
     expect(pos).not.toContain(onlyInRev);
-    const e = await failure(roseGenerate(poisonedModel(backend, onlyInRev), pos, [rev], { maxNewTokens: 4 }));
+    const e = await roseRejection(roseGenerate(poisonedModel(backend, onlyInRev), pos, [rev], { maxNewTokens: 4 }));
     expect(e.code).toBe('NUMERIC');
     expect(e.message).toBe('the logits of reverse row 1 hold Inf or NaN at step 0');
+    expect(e.hint).toBe('the checkpoint may be corrupt, or its values overflow f32; check it with rose logits');
   });
 
   it('a NaN in a token ROSE chooses at step k: reported in the positive row at step k + 1', async () => {
     const k = run.tokens.findIndex((t, i) => !pos.includes(t) && !rev.includes(t) && !run.tokens.slice(0, i).includes(t));
     expect(k).toBeGreaterThanOrEqual(0);
-    const e = await failure(roseGenerate(poisonedModel(backend, run.tokens[k]), pos, [rev], { maxNewTokens: run.steps }));
+    const e = await roseRejection(roseGenerate(poisonedModel(backend, run.tokens[k]), pos, [rev], { maxNewTokens: run.steps }));
     expect(e.message).toBe(`the logits of the positive row (0) hold Inf or NaN at step ${k + 1}`);
   });
 

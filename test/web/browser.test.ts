@@ -3,9 +3,18 @@
  * web/build.ts) run in a real browser on navigator.gpu and reproduce transformers.
  *
  * Builds web/dist/main.js, serves web/ and test/fixtures/ on 127.0.0.1, launches Debian's Chromium
- * headless through playwright-core, and in the page runs fixture tiny-gqa-bf16-tied: the left-padded
- * batch-of-two prefill (every real position of both rows) and ROSE α=0.5 greedy decoding. The logits
- * and tokens come back to Node and are compared with reference.safetensors.
+ * headless through playwright-core (one browser, one page, one WebGPU device for everything), and in
+ * the page runs every transformers fixture (window.roseWeb.runChecks, web/rose-web.ts):
+ *   - ROSE α = 0.5 greedy decoded by the library's own loop through the KV cache on tiny-gqa-bf16-tied:
+ *     exact tokens;
+ *   - the runs α ∈ {0, 0.5, 1} replayed in one left-padded batch (all prompts followed by each run's
+ *     tokens, every position's logits): the prefill of the batch of two at every real position, every
+ *     step's logits and scores within 1e-4, and at every step the fused WGSL decision's argmax equal
+ *     to transformers' token and its probabilities within the derived bar. A greedy stream is the
+ *     argmax at each step given the stream so far, so this proves each α's stream step by step; the
+ *     replay costs one forward pass where decoding costs one per step (SwiftShader's decode matvec
+ *     takes ~0.4 s a step on these 2 cores).
+ * Everything comes back to Node and is compared with reference.safetensors.
  *
  * Headless Chromium has no GPU here: WebGPU runs on SwiftShader (Vulkan on the CPU), which Chromium
  * exposes only as a "fallback adapter" and only with --enable-unsafe-webgpu (without that flag
@@ -19,22 +28,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildWeb, webDir } from '../../web/harness/build.ts';
 import { serveStatic, type StaticServer } from '../../web/harness/serve.ts';
-import type { CheckResult, RoseWebApi } from '../../web/harness/rose-web.ts';
-import { argmax, fixturesDir, loadFixture, maxAbsDiff } from '../helpers/fixtures.ts';
+import type { CheckRequest, CheckResult, RoseWebApi } from '../../web/harness/rose-web.ts';
+import { argmax, fixturesDir, listFixtures, loadFixture, maxAbsDiff, PROBS_ROUNDING, scoreErrorRange } from '../helpers/fixtures.ts';
 
 /**
  * 1e-4 max |Δ| on logits and scores: every correct float32 evaluation order the fixture generator
  * tried lands within 2.1e-5 of transformers on logits of magnitude ≤ 15, so 1e-4 leaves 5× headroom
  * for the WGSL kernels' own order (and SwiftShader's exp / inverseSqrt), while a real bug such as
- * rms_norm_eps 1e-5 ↔ 1e-6 in this fixture shows up at 9.4e-4. (test/fixtures/README.md, "Tolerances".)
+ * rms_norm_eps 1e-5 ↔ 1e-6 in this fixture shows up at 9.4e-4. (docs/llama-semantics.md, §9 and §10.)
  */
 const LOGIT_TOL = 1e-4;
 
 const CHROMIUM = process.env.ROSE_CHROMIUM ?? '/usr/bin/chromium';
 const IN_CI = process.env.CI === 'true';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const FIXTURE = 'tiny-gqa-bf16-tied';
-const ALPHA = 0.5;
+const FIXTURES = listFixtures(); // the three transformers fixtures
+const ALPHAS = [0, 0.5, 1];
+/**
+ * The run the library's own loop decodes in the page, through the KV cache: the paper's α on the
+ * fixture with the most features (GQA, bf16, tied head, llama3 RoPE). Every other run is replayed. One
+ * decoded run is the budget: SwiftShader's decode matvec costs ~0.4 s a step on these 2 cores.
+ */
+const DECODED = { fixture: 'tiny-gqa-bf16-tied', alpha: 0.5 };
 
 /** --enable-unsafe-webgpu is the one that matters (see above); the rest keep Chromium off the network. */
 const CHROMIUM_ARGS = [
@@ -99,29 +114,43 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
     expect(report.available, `${report.error}\n${pageLog.join('\n')}`).toBe(true);
   });
 
-  it.skipIf(!HAVE_CHROMIUM)(`${FIXTURE}: left-padded batch prefill and ROSE α=${ALPHA} match transformers`, async () => {
-    const fx = loadFixture(FIXTURE);
-    const run = fx.ref.rose.runs.find((r) => r.alpha === ALPHA)!;
-    const rows = [fx.ref.rows[fx.ref.pos_row].tokens, fx.ref.rows[fx.ref.rev_row].tokens];
-    const tRun = performance.now();
-    let got: CheckResult;
-    try {
-      got = await page!.evaluate((req) => (window as unknown as { roseWeb: RoseWebApi }).roseWeb.runCheck(req), {
-        checkpoint: `fixtures/${FIXTURE}/`,
-        rows,
-        alpha: ALPHA,
-        steps: run.steps,
+  /** All fixtures in one page.evaluate (one device, pipelines compiled once); each test below awaits it. */
+  let results: Promise<CheckResult[]> | undefined;
+  const runAll = (): Promise<CheckResult[]> =>
+    (results ??= (async () => {
+      const reqs: CheckRequest[] = FIXTURES.map((name) => {
+        const fx = loadFixture(name);
+        return {
+          checkpoint: `fixtures/${name}/`,
+          rows: [fx.ref.rows[fx.ref.pos_row].tokens, fx.ref.rows[fx.ref.rev_row].tokens],
+          runs: ALPHAS.map((alpha) => {
+            const run = fx.ref.rose.runs.find((r) => r.alpha === alpha)!;
+            const decoded = name === DECODED.fixture && alpha === DECODED.alpha; // the library decodes it; the rest replay transformers' tokens
+            return decoded ? { alpha, steps: run.steps } : { alpha, steps: run.steps, tokens: run.tokens };
+          }),
+        };
       });
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\npage log:\n${pageLog.join('\n')}`);
-    }
-    const inPage = ((performance.now() - tRun) / 1000).toFixed(2);
-    process.stdout.write(`browser backend: ${got.adapter}\n`);
+      const t = performance.now();
+      try {
+        const got = await page!.evaluate((r) => (window as unknown as { roseWeb: RoseWebApi }).roseWeb.runChecks(r), reqs);
+        process.stdout.write(
+          `browser: ${FIXTURES.length} fixtures in ${((performance.now() - t) / 1000).toFixed(1)} s in the page on ${got[0].adapter}\n`,
+        );
+        return got;
+      } catch (e) {
+        throw new Error(`${(e as Error).message}\npage log:\n${pageLog.join('\n')}`);
+      }
+    })());
+
+  it.skipIf(!HAVE_CHROMIUM).each(FIXTURES)('%s: prefill, and ROSE α ∈ {0, 0.5, 1} step by step, match transformers', async (name) => {
+    const got = (await runAll())[FIXTURES.indexOf(name)];
+    const fx = loadFixture(name);
     const V = got.vocab;
     const measured: Record<string, number> = {};
 
-    // Prefill: every real position of both rows, from ONE left-padded batch of two.
-    const prefillRefs = [fx.ref.prefill.tensors.batched_row0, fx.ref.prefill.tensors.batched_row1];
+    // Prefill: every real position of both rows, from a left-padded batch. got.prefill is [positive,
+    // reverse]; the reference names its rows by their place in its batch (pos_row, rev_row).
+    const prefillRefs = [fx.ref.pos_row, fx.ref.rev_row].map((r) => fx.ref.prefill.tensors[r === 0 ? 'batched_row0' : 'batched_row1']);
     for (let b = 0; b < 2; b++) {
       const want = fx.tensor(prefillRefs[b]);
       const have = Float32Array.from(got.prefill[b]);
@@ -133,31 +162,51 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
       }
     }
 
-    // ROSE: the tokens of the library's loop, exactly; each step's logits and scores within the bar.
-    expect(got.tokens, 'ROSE α=0.5 greedy tokens').toEqual(run.tokens);
-    const wantPos = fx.tensor(run.tensors.logits_pos).data;
-    const wantRev = fx.tensor(run.tensors.logits_rev).data;
-    const wantScores = fx.tensor(run.tensors.scores).data;
-    const pos = Float32Array.from(got.decodePos);
-    const rev = Float32Array.from(got.decodeRev);
-    expect(pos.length).toBe(run.steps * V);
-    const scores = pos.map((v, i) => v - ALPHA * rev[i]);
-    measured['decode logits pos'] = maxAbsDiff(pos, wantPos.subarray(0, pos.length));
-    measured['decode logits rev'] = maxAbsDiff(rev, wantRev.subarray(0, rev.length));
-    measured.scores = maxAbsDiff(scores, wantScores.subarray(0, scores.length));
-    for (const what of ['decode logits pos', 'decode logits rev', 'scores']) {
-      expect(measured[what], `${what}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
+    expect(got.runs.map((r) => r.alpha)).toEqual(ALPHAS);
+    for (const run of got.runs) {
+      const ref = fx.ref.rose.runs.find((r) => r.alpha === run.alpha)!;
+      const what = (x: string) => `α=${run.alpha} ${x}`;
+      // The decoded run: the library's loop gave transformers' tokens, exactly.
+      expect(run.decoded).toBe(name === DECODED.fixture && run.alpha === DECODED.alpha);
+      expect(run.tokens, what('tokens')).toEqual(ref.tokens);
+      const want = {
+        pos: fx.tensor(ref.tensors.logits_pos).data,
+        rev: fx.tensor(ref.tensors.logits_rev).data,
+        scores: fx.tensor(ref.tensors.scores).data,
+        probs: fx.tensor(ref.tensors.probs).data,
+      };
+      const pos = Float32Array.from(run.decodePos);
+      const rev = Float32Array.from(run.decodeRev);
+      const probs = Float32Array.from(run.probs);
+      expect(pos.length).toBe(ref.steps * V);
+      const scores = pos.map((v, i) => v - run.alpha * rev[i]);
+      for (const [k, have, ref2] of [
+        ['decode logits pos', pos, want.pos],
+        ['decode logits rev', rev, want.rev],
+        ['scores', scores, want.scores],
+      ] as const) {
+        const d = maxAbsDiff(have, ref2.subarray(0, have.length));
+        measured[what(k)] = d;
+        expect(d, what(`${k}: max |Δ| vs transformers`)).toBeLessThanOrEqual(LOGIT_TOL);
+      }
+      // The fused WGSL decision at each step: transformers' token, and its probabilities (bar: helpers/fixtures.ts).
+      expect(run.argmax, what("the fused kernel's argmax at each step")).toEqual(ref.tokens);
+      for (let s = 0; s < ref.steps; s++) {
+        const at = (a: Float32Array) => a.subarray(s * V, (s + 1) * V);
+        const bar = scoreErrorRange(at(pos), at(rev), at(want.pos), at(want.rev), run.alpha) / 4 + PROBS_ROUNDING.webgpu;
+        const d = maxAbsDiff(at(probs), at(want.probs));
+        measured[what('probs')] = Math.max(measured[what('probs')] ?? 0, d);
+        expect(d, what(`probs at step ${s} (bar ${bar.toExponential(2)})`)).toBeLessThanOrEqual(bar);
+      }
     }
 
-    const max = Math.max(...Object.values(measured));
     process.stdout.write(
-      `browser max |Δ| vs transformers (${FIXTURE}): ${Object.entries(measured)
+      `browser max |Δ| vs transformers (${name}): ${Object.entries(measured)
         .map(([k, v]) => `${k} ${v.toExponential(2)}`)
-        .join('; ')}; ` +
-        `overall ${max.toExponential(2)} (bar ${LOGIT_TOL})\n` +
-        `browser timings: ${inPage} s in the page (ms: ${Object.entries(got.ms)
+        .join('; ')}; overall ${Math.max(...Object.values(measured)).toExponential(2)} (bar ${LOGIT_TOL} on logits)\n` +
+        `browser timings (${name}, ms): ${Object.entries(got.ms)
           .map(([k, v]) => `${k} ${v.toFixed(0)}`)
-          .join(', ')})\n`,
+          .join(', ')}\n`,
     );
   });
 });

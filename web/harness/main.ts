@@ -4,7 +4,7 @@
  * It also exposes the API as window.roseWeb for the browser test (test/web/browser.test.ts).
  * `?run=1` runs at once; `?checkpoint=URL` picks the folder.
  */
-import { adapterReport, runCheck, summarize, type AdapterReport, type CheckResult, type RoseWebApi } from './rose-web.ts';
+import { adapterReport, runCheck, runChecks, summarize, type AdapterReport, type CheckResult, type RoseWebApi } from './rose-web.ts';
 
 declare global {
   interface Window {
@@ -12,7 +12,7 @@ declare global {
   }
 }
 
-window.roseWeb = { adapterReport, runCheck };
+window.roseWeb = { adapterReport, runCheck, runChecks };
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const ids = (s: string): number[] =>
@@ -35,7 +35,8 @@ const fmt = (x: number): string => x.toFixed(4);
 
 function show(r: CheckResult, ms: number): string {
   const V = r.vocab;
-  const lines = [`tokens (ROSE, greedy, α=${(document.getElementById('alpha') as HTMLInputElement).value}): [${r.tokens.join(', ')}]`, ''];
+  const run = r.runs[0];
+  const lines = [`tokens (ROSE, greedy, α=${run.alpha}): [${run.tokens.join(', ')}]`, ''];
   r.prefill.forEach((row, b) => {
     const positions = row.length / V;
     const last = summarize(row.slice((positions - 1) * V));
@@ -46,19 +47,20 @@ function show(r: CheckResult, ms: number): string {
       `  last position top-5: ${last.top.map((t) => `${t.id} (${fmt(t.logit)})`).join(', ')}`,
     );
   });
-  const steps = r.decodePos.length / V;
+  const steps = run.decodePos.length / V;
   lines.push('', `decode: ${steps} steps; argmax of each row's last-position logits per step:`);
   for (let s = 0; s < steps; s++) {
-    const p = summarize(r.decodePos.slice(s * V, (s + 1) * V), 1);
-    const q = summarize(r.decodeRev.slice(s * V, (s + 1) * V), 1);
+    const p = summarize(run.decodePos.slice(s * V, (s + 1) * V), 1);
+    const q = summarize(run.decodeRev.slice(s * V, (s + 1) * V), 1);
     lines.push(
-      `  step ${String(s).padStart(2)}: token ${String(r.tokens[s]).padStart(5)}; argmax pos ${p.top[0].id} (${fmt(p.top[0].logit)}), rev ${q.top[0].id} (${fmt(q.top[0].logit)})`,
+      `  step ${String(s).padStart(2)}: token ${String(run.tokens[s]).padStart(5)}; argmax pos ${p.top[0].id} (${fmt(p.top[0].logit)}), rev ${q.top[0].id} (${fmt(q.top[0].logit)})`,
     );
   }
   const m = r.ms;
   lines.push(
     '',
-    `time: fetch ${m.fetch.toFixed(0)} ms, upload ${m.upload.toFixed(0)} ms, prefill ${m.prefill.toFixed(0)} ms, ROSE ${m.rose.toFixed(0)} ms, replay ${m.replay.toFixed(0)} ms; total ${ms.toFixed(0)} ms`,
+    `time: fetch ${m.fetch.toFixed(0)} ms, upload ${m.upload.toFixed(0)} ms, ROSE ${m.decode.toFixed(0)} ms, replay ${m.replay.toFixed(0)} ms, ` +
+      `decisions ${m.contrast.toFixed(0)} ms; total ${ms.toFixed(0)} ms`,
   );
   return lines.join('\n');
 }
@@ -90,8 +92,7 @@ async function run(): Promise<void> {
     const result = await runCheck({
       checkpoint: $<HTMLInputElement>('checkpoint').value,
       rows: [ids($<HTMLInputElement>('pos').value), ids($<HTMLInputElement>('rev').value)],
-      alpha: Number($<HTMLInputElement>('alpha').value),
-      steps: Number($<HTMLInputElement>('steps').value),
+      runs: [{ alpha: Number($<HTMLInputElement>('alpha').value), steps: Number($<HTMLInputElement>('steps').value) }],
     });
     $('adapter').textContent = `${result.adapter}\n${showReport(result.adapterReport)}`;
     out.textContent = show(result, performance.now() - t0);

@@ -89,8 +89,11 @@ export interface LoadedModel {
   readonly uploadMs: number;
 }
 
-/** Fetches config.json and model.safetensors from `checkpointUrl` and uploads the weights to WebGPU. */
-export async function loadCheckpoint(checkpointUrl: string): Promise<LoadedModel> {
+/**
+ * Fetches config.json and model.safetensors from `checkpointUrl` and uploads the weights to WebGPU:
+ * to `backend` when given (the caller owns it), else to a backend of its own (destroyed on failure).
+ */
+export async function loadCheckpoint(checkpointUrl: string, backend?: WebGpuBackend): Promise<LoadedModel> {
   const base = new URL(folder(checkpointUrl), location.href).href;
   const t0 = performance.now();
   const [configJson, bytes] = await Promise.all([
@@ -100,24 +103,35 @@ export async function loadCheckpoint(checkpointUrl: string): Promise<LoadedModel
   const t1 = performance.now();
   const config = parseLlamaConfig(configJson, `${base}config.json`);
   const file = SafetensorsFile.fromBytes(new Uint8Array(bytes), `${base}model.safetensors`);
-  const backend = await WebGpuBackend.create();
+  const be = backend ?? (await WebGpuBackend.create());
   try {
-    const weights = loadWeights(config, fileSource(`${base}model.safetensors`, file), backend);
-    backend.flush();
+    const weights = loadWeights(config, fileSource(`${base}model.safetensors`, file), be);
+    be.flush();
     return {
-      model: new Llama(config, weights, backend),
-      backend,
-      adapter: backend.description,
+      model: new Llama(config, weights, be),
+      backend: be,
+      adapter: be.description,
       checkpoint: base,
       fetchMs: t1 - t0,
       uploadMs: performance.now() - t1,
     };
   } catch (e) {
-    backend.destroy();
+    if (!backend) be.destroy();
     throw e;
   } finally {
     file.close();
   }
+}
+
+/** One ROSE run (greedy) of a check. */
+export interface RunRequest {
+  readonly alpha: number;
+  readonly steps: number;
+  /**
+   * The token stream to replay. Omitted: the library's own loop (roseGenerate, through the KV cache)
+   * decodes it here, and the replay then checks that loop's choices.
+   */
+  readonly tokens?: readonly number[];
 }
 
 export interface CheckRequest {
@@ -125,77 +139,131 @@ export interface CheckRequest {
   readonly checkpoint: string;
   /** Token ids: row 0 is the positive prompt, row 1 the reverse prompt. Left-padded to one length. */
   readonly rows: readonly (readonly number[])[];
+  readonly runs: readonly RunRequest[];
+}
+
+export interface RunResult {
   readonly alpha: number;
-  readonly steps: number;
+  /** The run's tokens: decoded here by roseGenerate (`decoded`), or the ones the request gave. */
+  readonly tokens: number[];
+  readonly decoded: boolean;
+  /** Each step's last-position logits of the positive and the reverse row, (steps · V) flattened. */
+  readonly decodePos: number[];
+  readonly decodeRev: number[];
+  /** The fused WGSL contrastSoftmax on those logits, per step: its argmax and its probabilities (steps · V). */
+  readonly argmax: number[];
+  readonly probs: number[];
 }
 
 export interface CheckResult {
   readonly adapter: string;
   readonly adapterReport: AdapterReport;
   readonly vocab: number;
-  /** Per row: the logits of its real (non-pad) positions, (length_r · V) flattened, from ONE batched prefill. */
+  /** Per row: the logits of its real (non-pad) prompt positions, (length_r · V) flattened, from a left-padded batch. */
   readonly prefill: number[][];
-  /** ROSE's tokens from roseGenerate (greedy, the library's loop and the fused WGSL contrastSoftmax). */
-  readonly tokens: number[];
-  /** The last-position logits of each row at every step, (steps · V), replaying `tokens` through the KV cache. */
-  readonly decodePos: number[];
-  readonly decodeRev: number[];
-  readonly ms: { fetch: number; upload: number; prefill: number; rose: number; replay: number };
+  readonly runs: RunResult[];
+  readonly ms: { fetch: number; upload: number; decode: number; replay: number; contrast: number };
 }
 
 /**
- * The end-to-end check the browser test runs: the left-padded batch prefill (all positions), ROSE
- * greedy decoding, and the per-step logits of both rows. Plain arrays out, so page.evaluate can
- * return them to Node (f32 → number is exact).
+ * The end-to-end check the browser test runs, on each checkpoint with ONE WebGPU device (its
+ * pipelines compile once for all):
+ *   1. every run without tokens is decoded by roseGenerate, the library's loop through the KV cache;
+ *   2. every run's stream is replayed in ONE left-padded batch of 2·runs rows, the positive and the
+ *      reverse prompt each followed by the run's tokens, with the logits of every position: the
+ *      prompt positions of the first pair are the prefill of the batch of two, and position
+ *      prompt − 1 + s of each row is that row's logits at step s (a row's logits do not depend on the
+ *      other rows, and a prefill equals decoding through the KV cache: test/model/properties.test.ts);
+ *   3. at every step of every run, the fused contrastSoftmax kernel decides on those logits.
+ * So each step's decision is checked on the reference's own prefix, for every α, at the cost of one
+ * forward pass. Plain arrays out, so page.evaluate can return them to Node (f32 → number is exact).
  */
-export async function runCheck(req: CheckRequest): Promise<CheckResult> {
-  if (req.rows.length !== 2) throw new Error(`runCheck needs two rows (positive, reverse), got ${req.rows.length}`);
+export async function runChecks(reqs: readonly CheckRequest[]): Promise<CheckResult[]> {
   const report = await adapterReport();
-  const loaded = await loadCheckpoint(req.checkpoint);
-  const { model, backend } = loaded;
-  const V = model.config.vocabSize;
+  const backend = await WebGpuBackend.create();
   try {
-    // 1. Prefill of the left-padded batch, logits at every position.
-    let t = performance.now();
-    const cache = model.newKvCache(req.rows.length, Math.max(...req.rows.map((r) => r.length)));
-    const { T, logits } = model.prefill(cache, req.rows, true);
-    const all = await backend.read(logits); // (B·T, V)
-    const prefill = req.rows.map((r, b) => Array.from(all.subarray((b * T + T - r.length) * V, (b + 1) * T * V)));
-    const prefillMs = performance.now() - t;
-
-    // 2. ROSE, greedy, as the library runs it.
-    t = performance.now();
-    const [pos, ...rev] = req.rows;
-    const result = await roseGenerate(model, pos, rev, { alphas: rev.map(() => req.alpha), maxNewTokens: req.steps });
-    const roseMs = performance.now() - t;
-
-    // 3. The same steps again, reading each step's last-position logits of both rows.
-    t = performance.now();
-    const decodePos: number[] = [];
-    const decodeRev: number[] = [];
-    const c2 = model.newKvCache(2, Math.max(pos.length, rev[0].length) + req.steps);
-    let step = model.prefill(c2, [pos, rev[0]]).logits; // (2, V)
-    for (let s = 0; s < result.tokens.length; s++) {
-      const both = await backend.read(step);
-      decodePos.push(...both.subarray(0, V));
-      decodeRev.push(...both.subarray(V, 2 * V));
-      if (s + 1 < result.tokens.length) step = model.forward(c2, Int32Array.of(result.tokens[s], result.tokens[s]));
-    }
-    const replayMs = performance.now() - t;
-
-    return {
-      adapter: loaded.adapter,
-      adapterReport: report,
-      vocab: V,
-      prefill,
-      tokens: result.tokens,
-      decodePos,
-      decodeRev,
-      ms: { fetch: loaded.fetchMs, upload: loaded.uploadMs, prefill: prefillMs, rose: roseMs, replay: replayMs },
-    };
+    const results: CheckResult[] = [];
+    for (const req of reqs) results.push(await checkOne(req, report, await loadCheckpoint(req.checkpoint, backend)));
+    return results;
   } finally {
     backend.destroy();
   }
+}
+
+/** One checkpoint: runChecks with a backend of its own. */
+export async function runCheck(req: CheckRequest): Promise<CheckResult> {
+  return (await runChecks([req]))[0];
+}
+
+async function checkOne(req: CheckRequest, report: AdapterReport, loaded: LoadedModel): Promise<CheckResult> {
+  if (req.rows.length !== 2) throw new Error(`runCheck needs two rows (positive, reverse), got ${req.rows.length}`);
+  if (req.runs.length === 0) throw new Error('runCheck needs at least one run');
+  const { model, backend } = loaded;
+  const V = model.config.vocabSize;
+  const [pos, rev] = req.rows;
+
+  // 1. The runs the library decodes itself.
+  let t = performance.now();
+  const streams: number[][] = [];
+  for (const run of req.runs) {
+    streams.push(
+      run.tokens ? [...run.tokens] : (await roseGenerate(model, pos, [rev], { alphas: [run.alpha], maxNewTokens: run.steps })).tokens,
+    );
+  }
+  const decodeMs = performance.now() - t;
+
+  // 2. The replay: for run r, rows 2r and 2r + 1 are the prompts followed by the run's tokens (the last
+  // token is never fed: its logits would be step `steps`, which no run has).
+  t = performance.now();
+  const rows = streams.flatMap((tokens) => [
+    [...pos, ...tokens.slice(0, -1)],
+    [...rev, ...tokens.slice(0, -1)],
+  ]);
+  const cache = model.newKvCache(rows.length, Math.max(...rows.map((r) => r.length)));
+  const { T, logits } = model.prefill(cache, rows, true); // logits (B·T, V), every position
+  const all = await backend.read(logits);
+  const replayMs = performance.now() - t;
+
+  // 3. The fused decision at each step, on the (2, V) logits gathered from the replay.
+  t = performance.now();
+  const slot = (row: number, position: number) => row * T + (T - rows[row].length) + position; // index into (B·T)
+  const pair = backend.alloc([2, V]);
+  const probsT = backend.alloc([V]);
+  const runs: RunResult[] = [];
+  for (let r = 0; r < req.runs.length; r++) {
+    const out: RunResult = {
+      alpha: req.runs[r].alpha,
+      tokens: streams[r],
+      decoded: !req.runs[r].tokens,
+      decodePos: [],
+      decodeRev: [],
+      argmax: [],
+      probs: [],
+    };
+    for (let s = 0; s < streams[r].length; s++) {
+      const at = [slot(2 * r, pos.length - 1 + s), slot(2 * r + 1, rev.length - 1 + s)]; // step s of each row
+      out.decodePos.push(...all.subarray(at[0] * V, (at[0] + 1) * V));
+      out.decodeRev.push(...all.subarray(at[1] * V, (at[1] + 1) * V));
+      backend.gatherRows(pair, logits, Int32Array.from(at)); // pair (2, V)
+      const decision = await backend.contrastSoftmax(probsT, pair, { alphas: [out.alpha], temperature: 1, beta: 0, uniform: 0 });
+      out.argmax.push(decision.argmax);
+      out.probs.push(...(await backend.read(probsT)));
+    }
+    runs.push(out);
+  }
+  const prefill = [pos, rev].map((r, b) => Array.from(all.subarray(slot(b, 0) * V, slot(b, r.length) * V)));
+  backend.free(pair);
+  backend.free(probsT);
+  const contrastMs = performance.now() - t;
+
+  return {
+    adapter: loaded.adapter,
+    adapterReport: report,
+    vocab: V,
+    prefill,
+    runs,
+    ms: { fetch: loaded.fetchMs, upload: loaded.uploadMs, decode: decodeMs, replay: replayMs, contrast: contrastMs },
+  };
 }
 
 /** min, max, mean, and the top entries of one row of logits. */
@@ -219,4 +287,5 @@ export function summarize(
 export interface RoseWebApi {
   adapterReport: typeof adapterReport;
   runCheck: typeof runCheck;
+  runChecks: typeof runChecks;
 }

@@ -12,7 +12,7 @@
  *   uniform offset keeps per-op parameters out of the key.
  */
 import type { DType, Tensor, Weight } from '../backend.ts';
-import { bytesPerElement, numel } from '../backend.ts';
+import { bytesPerElement, numel, roundUp } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
 import { UNIFORM_SLOT_BYTES, type UniformFields, type UniformValues } from './uniforms.ts';
 import type { KernelDtypes, WgslKernel } from './wgsl.ts';
@@ -26,8 +26,6 @@ const STAGE_COMPUTE = 0x4;
 const UNIFORM_BYTES = UNIFORM_SLOT_BYTES;
 /** Host writes up to this size go through the arena (ordered in the encoder); larger ones flush first. */
 const ARENA_WRITE_MAX = 64 * 1024;
-
-const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
 export interface GpuBuf {
   readonly buffer: GPUBuffer;

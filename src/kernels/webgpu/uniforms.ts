@@ -9,6 +9,7 @@
  * stride must be a multiple of 16, which is why only vec4 arrays are offered); the struct's size is
  * its end rounded up to its largest alignment. Pure strings and arithmetic: no GPU needed.
  */
+import { roundUp } from '../backend.ts';
 
 /** Bytes of one op's uniform slot in the arena (GpuContext binds it with a dynamic offset). */
 export const UNIFORM_SLOT_BYTES = 64;
@@ -55,8 +56,6 @@ function shapeOf(t: UniformType): { words: number; align: number } {
   if (!Number.isInteger(n) || n < 1) throw new Error(`uniforms: bad array length in ${t}`);
   return { words: 4 * n, align: 16 };
 }
-
-const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 
 /** Declares a kernel's uniform struct: `uniforms({ n: 'u32', eps: 'f32' })`. */
 export function uniforms<const F extends UniformFields>(fields: F): Uniforms<F> {
