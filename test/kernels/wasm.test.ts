@@ -242,6 +242,28 @@ describe('the module', () => {
     expect(ids).not.toContain(11);
     expect(ids).not.toContain(6);
   });
+
+  it("exp (assembly/math.ts, the attention's): within 1 ulp of Math.exp on 2²⁰ f32 across its range; 0, ∞ and NaN outside it", () => {
+    const arena = new Arena(0, 8 * 2 ** 20, kernelModule());
+    const n = 2 ** 20;
+    const [lo, hi] = [-87.33, 88.37]; // below −87.336 exp(x) < 2⁻¹²⁶ (flushed to 0); above 88.37, ∞ (see math.ts)
+    const edges = [-Infinity, -1000, -87.34, 88.38, 1000, Infinity, Number.NaN, 0, -0];
+    const ptr = arena.alloc(4 * (n + edges.length))!;
+    const x = arena.f32(ptr, n + edges.length);
+    for (let i = 0; i < n; i++) x[i] = lo + ((hi - lo) * i) / (n - 1);
+    x.set(edges, n);
+    const xs = Float32Array.from(x);
+    arena.kernels.expInPlace(ptr, n + edges.length);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      const want = Math.exp(xs[i]); // f64: the exact value to ~2⁻⁵³, far below an f32 ulp
+      const e = Math.floor(Math.log2(want));
+      const ulp = 2 ** (Math.max(e, -126) - 23); // the f32 ulp at want
+      worst = Math.max(worst, Math.abs(x[i] - want) / ulp);
+    }
+    expect(worst, 'max error in ulp').toBeLessThanOrEqual(1);
+    expect(Array.from(x.subarray(n))).toEqual([0, 0, 0, Infinity, Infinity, Infinity, Number.NaN, 1, 1]);
+  });
 });
 
 const readKernelBytes = () => readFileSync(new URL('../../src/kernels/cpu/wasm/kernels.wasm', import.meta.url));

@@ -2,7 +2,8 @@
  * The CPU backend's kernel variants, per op (see ../registry.ts for the scheme). v1 of every op is the
  * plain TypeScript twin in the op's own file (src/kernels/<op>.ts): the reference of the whole project.
  * Above it, in one numbered list per op, the faster TypeScript variants (matmul v2, v3:
- * matmulFast.ts) and the WebAssembly SIMD ones (matmul v4, v5: wasm/matmul.ts and wasm/assembly/).
+ * matmulFast.ts) and the WebAssembly SIMD ones (matmul v4, v5: wasm/matmul.ts; attention v2:
+ * wasm/attention.ts; their kernels in wasm/assembly/).
  *
  * The two tiers of the CPU backend (cpu/backend.ts) share these lists and differ only in their
  * automatic choice (`cpuTierVariants.ts` / `.wasm`). The CpuBackend, the worker pool, the tests and
@@ -26,6 +27,7 @@ import { bytesPerElement } from '../backend.ts';
 import type { CpuBackend, CpuTensor, CpuWeight } from './backend.ts';
 import { type MatmulKernel, matmulV2, matmulV3 } from './matmulFast.ts';
 import type { Operand } from './wasm/memory.ts';
+import { wasmAttention } from './wasm/attention.ts';
 import { wasmMatmul, type WasmMatmulVariant } from './wasm/matmul.ts';
 
 /** How a variant reads a weight matrix: widened to f32 (every TypeScript variant), or in its stored dtype from WebAssembly memory. */
@@ -140,10 +142,35 @@ const variants: { readonly [O in OpName]: readonly CpuVariant<O>[] } = {
     const [B, S, Hkv, hd] = cache.shape;
     kvWriteCpu(t(cache), t(src), B, S, Hkv * hd, slot0);
   }),
-  attention: only('two passes per query: f64 scores and max, then the softmax-weighted sum of v', (_be, out, q, kc, vc, padLen, slot0) => {
-    const [B, S, Hkv, hd] = kc.shape;
-    attentionCpu(t(out), t(q), t(kc), t(vc), padLen, slot0, { B, T: q.shape[0] / B, S, H: last(q) / hd, Hkv, hd });
-  }),
+  attention: [
+    {
+      id: 1,
+      summary: 'two passes per query: f64 scores and max, then the softmax-weighted sum of v',
+      run: (_be, out, q, kc, vc, padLen, slot0) => {
+        const [B, S, Hkv, hd] = kc.shape;
+        attentionCpu(t(out), t(q), t(kc), t(vc), padLen, slot0, { B, T: q.shape[0] / B, S, H: last(q) / hd, Hkv, hd });
+      },
+    },
+    {
+      id: 2,
+      summary: 'WebAssembly SIMD: f32 scores (four lanes over the head), max, exp, then the weighted sum of v, four dims at a time',
+      wasm: true,
+      run: (be, out, q, kc, vc, padLen, slot0) => {
+        const [B, S, Hkv, hd] = kc.shape;
+        const dims = { B, T: q.shape[0] / B, S, H: last(q) / hd, Hkv, hd };
+        wasmAttention({
+          memory: be.wasm,
+          out: operand(out, true),
+          q: operand(q),
+          kCache: operand(kc),
+          vCache: operand(vc),
+          padLen,
+          slot0,
+          dims,
+        });
+      },
+    },
+  ],
   swiglu: only('elementwise', (_be, out, gate, up) => swigluCpu(t(out), t(gate), t(up))),
   addInPlace: only('elementwise', (_be, x, y) => addInPlaceCpu(t(x), t(y))),
   gatherRows: only('row copies', (_be, out, x, rows) => gatherRowsCpu(t(out), t(x), rows, last(x))),
@@ -172,6 +199,7 @@ export const cpuTierVariants: { readonly ts: CpuVariantTable; readonly wasm: Cpu
   wasm: {
     ...withoutAuto(),
     embedding: { variants: variants.embedding, auto: { pick: () => 2, summary: 'v2' } },
+    attention: { variants: variants.attention, auto: { pick: () => 2, summary: 'v2' } },
     matmul: {
       variants: variants.matmul,
       auto: {

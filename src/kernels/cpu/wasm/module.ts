@@ -16,6 +16,24 @@ export interface KernelExports {
   matmulTiledF32: MatmulExport;
   matmulTiledBf16: MatmulExport;
   matmulTiledF16: MatmulExport;
+  /** Attention v2 over one batch row of the KV cache (assembly/attention.ts; host: ../attention.ts). */
+  attentionF32(
+    out: number,
+    q: number,
+    k: number,
+    v: number,
+    scores: number,
+    T: number,
+    S: number,
+    H: number,
+    Hkv: number,
+    hd: number,
+    slot0: number,
+    pad: number,
+    scale: number,
+  ): void;
+  /** exp of n f32 at p, in place (assembly/math.ts: the kernels' exp, tested against Math.exp). */
+  expInPlace(p: number, n: number): void;
   /** Σ of `bytes` bytes of f32 at p (the SIMD stream read of the benchmarks). */
   streamSum(p: number, bytes: number): number;
 }
