@@ -108,7 +108,9 @@ function describeFixturesOn(backend: Backend) {
           });
           const probs = await backend.read(probsT);
           const dp = maxAbsDiff(probs, at(want.probs));
-          const probsTol = scoreErrorRange(lp, lr, at(want.pos), at(want.rev), run.alpha) / 4 + PROBS_ROUNDING[backend.name];
+          const probsTol =
+            scoreErrorRange(lp, lr, at(want.pos), at(want.rev), run.alpha) / 4 +
+            PROBS_ROUNDING[backendLabel(backend) as keyof typeof PROBS_ROUNDING];
           record(`${backendLabel(backend)} ${name}`, 'probs', dp);
           record(`${backendLabel(backend)} ${name}`, 'probs bar', probsTol);
           expect(dp, `probs at step ${step} (bar ${probsTol.toExponential(2)})`).toBeLessThanOrEqual(probsTol);

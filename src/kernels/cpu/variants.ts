@@ -3,7 +3,7 @@
  * plain TypeScript twin in the op's own file (src/kernels/<op>.ts): the reference of the whole project.
  * Above it, in one numbered list per op, the faster TypeScript variants (matmul v2, v3:
  * matmulFast.ts) and the WebAssembly SIMD ones (matmul v4, v5: wasm/matmul.ts; attention v2:
- * wasm/attention.ts; their kernels in wasm/assembly/).
+ * wasm/attention.ts; contrastSoftmax v2: wasm/contrastSoftmax.ts; their kernels in wasm/assembly/).
  *
  * The two tiers of the CPU backend (cpu/backend.ts) share these lists and differ only in their
  * automatic choice (`cpuTierVariants.ts` / `.wasm`). The CpuBackend, the worker pool, the tests and
@@ -28,6 +28,7 @@ import type { CpuBackend, CpuTensor, CpuWeight } from './backend.ts';
 import { type MatmulKernel, matmulV2, matmulV3 } from './matmulFast.ts';
 import type { Operand } from './wasm/memory.ts';
 import { wasmAttention } from './wasm/attention.ts';
+import { wasmContrastSoftmax } from './wasm/contrastSoftmax.ts';
 import { wasmMatmul, type WasmMatmulVariant } from './wasm/matmul.ts';
 
 /** How a variant reads a weight matrix: widened to f32 (every TypeScript variant), or in its stored dtype from WebAssembly memory. */
@@ -174,16 +175,27 @@ const variants: { readonly [O in OpName]: readonly CpuVariant<O>[] } = {
   swiglu: only('elementwise', (_be, out, gate, up) => swigluCpu(t(out), t(gate), t(up))),
   addInPlace: only('elementwise', (_be, x, y) => addInPlaceCpu(t(x), t(y))),
   gatherRows: only('row copies', (_be, out, x, rows) => gatherRowsCpu(t(out), t(x), rows, last(x))),
-  contrastSoftmax: only(
-    'f64 log-softmax of every row, then z, the mask and the softmax',
-    async (_be, probs, logits, params): Promise<ContrastResult> => contrastSoftmaxCpu(t(probs), t(logits), last(logits), params),
-  ),
+  contrastSoftmax: [
+    {
+      id: 1,
+      summary: 'f64 log-softmax of every row, then z, the mask and the softmax',
+      run: async (_be, probs, logits, params): Promise<ContrastResult> => contrastSoftmaxCpu(t(probs), t(logits), last(logits), params),
+    },
+    {
+      id: 2,
+      summary: 'WebAssembly SIMD, f32: row max and Σ exp (sixteen partial sums), z and its argmax, the softmax; the CDF rule in f64',
+      wasm: true,
+      run: async (be, probs, logits, params): Promise<ContrastResult> =>
+        wasmContrastSoftmax({ memory: be.wasm, probs: operand(probs, true), logits: operand(logits), V: last(logits), params }),
+    },
+  ],
 };
 
 /**
  * The two tiers' automatic choices. TypeScript: v2 (matvec) for M ≤ 8, else v3; every other op v1.
- * WebAssembly: v4 (matvec) for M ≤ 8, else v5; the embedding reads the stored dtype (v2); the other
- * ops their WebAssembly kernel where the per-op profile showed one pays.
+ * WebAssembly: v4 (matvec) for M ≤ 8, else v5; the embedding reads the stored dtype (v2); attention
+ * and contrastSoftmax their WebAssembly kernels (v2): after the matmuls, the per-op profile of a decode
+ * step put them first (bench/README.md); the other ops stay v1.
  */
 export const cpuTierVariants: { readonly ts: CpuVariantTable; readonly wasm: CpuVariantTable } = {
   ts: {
@@ -200,6 +212,7 @@ export const cpuTierVariants: { readonly ts: CpuVariantTable; readonly wasm: Cpu
     ...withoutAuto(),
     embedding: { variants: variants.embedding, auto: { pick: () => 2, summary: 'v2' } },
     attention: { variants: variants.attention, auto: { pick: () => 2, summary: 'v2' } },
+    contrastSoftmax: { variants: variants.contrastSoftmax, auto: { pick: () => 2, summary: 'v2' } },
     matmul: {
       variants: variants.matmul,
       auto: {

@@ -32,6 +32,20 @@ export interface KernelExports {
     pad: number,
     scale: number,
   ): void;
+  /** contrastSoftmax v2's steps (assembly/contrast.ts; host: ../contrastSoftmax.ts). */
+  contrastRowStats(row: number, V: number, out: number): void;
+  contrastZ(
+    z: number,
+    logits: number,
+    V: number,
+    R: number,
+    lse: number,
+    alphas: number,
+    posMax: number,
+    logBeta: number,
+    hasBeta: number,
+  ): number;
+  contrastSoftmaxInPlace(probs: number, V: number, zmax: number, T: number): void;
   /** exp of n f32 at p, in place (assembly/math.ts: the kernels' exp, tested against Math.exp). */
   expInPlace(p: number, n: number): void;
   /** Σ of `bytes` bytes of f32 at p (the SIMD stream read of the benchmarks). */
