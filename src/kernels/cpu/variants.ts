@@ -195,7 +195,7 @@ const variants: { readonly [O in OpName]: readonly CpuVariant<O>[] } = {
  * The two tiers' automatic choices. TypeScript: v2 (matvec) for M ≤ 8, else v3; every other op v1.
  * WebAssembly: v4 (matvec) for M ≤ 8, else v5; the embedding reads the stored dtype (v2); attention
  * and contrastSoftmax their WebAssembly kernels (v2): after the matmuls, the per-op profile of a decode
- * step put them first (bench/README.md); the other ops stay v1.
+ * step (the bench's "Where a decode step's time goes") put them first; the other ops stay v1.
  */
 export const cpuTierVariants: { readonly ts: CpuVariantTable; readonly wasm: CpuVariantTable } = {
   ts: {
