@@ -183,7 +183,9 @@ function entryFrom(be: Backend, bm: BenchModel, dtype: string, threads: number |
     decode_step_fraction_of_stream_bandwidth: null,
     stream_reference_gbps: streamRef === null ? null : round(streamRef),
     dispatches_per_step: null,
+    submits_per_step: null,
     readback_bytes_per_step: null,
+    gpu_ms_per_step: null,
     encode_ms_per_step: null,
     peak_rss_mb: null,
     weight_bytes_per_step: bm.weightBytesPerStep,
@@ -200,6 +202,8 @@ function finish(e: BackendEntry): void {
     e.rose_over_plain_step_ratio = d.roseOverPlainStepRatio;
     e.dispatches_per_step = d.dispatchesPerStep;
     e.readback_bytes_per_step = d.readbackBytesPerStep;
+    e.submits_per_step = d.submitsPerStep;
+    e.gpu_ms_per_step = d.gpuTime?.stepMs ?? null;
     e.encode_ms_per_step = d.encodeMsPerStep;
     e.peak_rss_mb = d.peakRssMb;
     e.plain_tokens_per_second = round(1000 / d.plain.medianMs);
@@ -345,7 +349,9 @@ if (withWebGpu) {
         decode_step_fraction_of_stream_bandwidth: null,
         stream_reference_gbps: null,
         dispatches_per_step: null,
+        submits_per_step: null,
         readback_bytes_per_step: null,
+        gpu_ms_per_step: null,
         encode_ms_per_step: null,
         peak_rss_mb: null,
         weight_bytes_per_step: null,
@@ -372,7 +378,7 @@ if (withWebGpu) {
         software
           ? 'Software adapter: the "GPU" runs on the CPU cores, so its bandwidth fraction is against the all-threads CPU stream.'
           : 'Hardware adapter: no stream-bandwidth reference is measured for its memory; see GB/s.',
-        'dispatches_per_step / readback_bytes_per_step are the backend counters (stats) over one ROSE step; encode_ms_per_step is the CPU time inside model.forward, which only records commands.',
+        'dispatches_per_step / submits_per_step / readback_bytes_per_step are the backend counters (stats) over one ROSE step; gpu_ms_per_step is its GPU time from timestamp queries where the adapter has them (per kernel: detail.decode.gpuTime); encode_ms_per_step is the CPU time inside model.forward, which only records commands.',
       );
       finish(e);
       backends.push(e);

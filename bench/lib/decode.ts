@@ -10,10 +10,14 @@
  * Also per step: peak RSS while decoding (process.memoryUsage().rss sampled after each step, and
  * resourceUsage().maxRSS), and on WebGPU the backend's counters (dispatches, submits, bytes read
  * back) and the CPU time spent encoding, i.e. inside model.forward, which only records commands
- * there; the GPU work happens in the contrastSoftmax read-back that follows.
+ * there; the GPU work happens in the contrastSoftmax read-back that follows. Where the adapter has
+ * timestamp queries, also the GPU time of a ROSE step (one compute pass: its timestamps bracket the
+ * step's GPU work) and, from one more step with each dispatch in a pass of its own, the GPU time per
+ * kernel. Timing is off while the steps above are timed.
  */
 import type { Backend, ContrastParams, Tensor } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
+import { WebGpuBackend } from '../../src/kernels/webgpu/backend.ts';
 import { OPS } from '../../src/kernels/registry.ts';
 import type { KvCache } from '../../src/model/llama.ts';
 import type { BenchModel } from './model.ts';
@@ -106,10 +110,26 @@ export interface DecodeResult {
   encodeMsPerStep: number | null;
   /** CPU: ms per step in each backend op, plain vs ROSE (extra profiled steps). */
   opProfile?: OpProfile[];
+  /** WebGPU with timestamp queries: GPU time of a ROSE step and per kernel; null elsewhere (see gpuTimeNote). */
+  gpuTime: GpuTime | null;
+  gpuTimeNote: string;
   peakRssMb: number;
   maxRssMb: number;
   contextAtEnd: number;
 }
+
+export interface GpuTime {
+  /** GPU ms of a ROSE step (forward + decision), median over the steps timed; and how many. */
+  stepMs: number;
+  steps: number;
+  /** One ROSE step with every dispatch timed alone: per kernel, its dispatches and their total GPU ms. */
+  kernels: { kernel: string; dispatches: number; ms: number }[];
+  /** Σ kernels' ms: above stepMs by the passes' own overhead (each dispatch in a pass of its own). */
+  kernelsSumMs: number;
+}
+
+/** GPU steps timed per pass-level measurement, plus one with every dispatch timed alone. */
+const GPU_TIMED_STEPS = 3;
 
 const tokensFor = (n: number, salt: number, V: number): number[] =>
   Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + salt * 104729) % (V - 1)));
@@ -144,7 +164,8 @@ export async function runDecode(bm: BenchModel, opts: DecodeOptions): Promise<De
   sampleRss();
 
   // --- decode: plain (B = 1) and ROSE (B = 2), interleaved ---
-  const steps = opts.rounds + opts.warmupRounds + (be.name === 'cpu' ? opts.profileSteps : 0);
+  const canTime = be instanceof WebGpuBackend && be.canTime;
+  const steps = opts.rounds + opts.warmupRounds + (be.name === 'cpu' ? opts.profileSteps : 0) + (canTime ? GPU_TIMED_STEPS + 1 : 0);
   const pos = tokensFor(opts.promptTokens, 11, V);
   const rev = tokensFor(Math.max(1, opts.promptTokens - 3), 13, V);
   const plain = model.newKvCache(1, opts.promptTokens + steps + 1);
@@ -197,6 +218,38 @@ export async function runDecode(bm: BenchModel, opts: DecodeOptions): Promise<De
       roseMs: round(roseOps.get(op) ?? 0),
     }));
   }
+  // GPU time, after the timed rounds (timestamp writes would perturb them).
+  let gpuTime: GpuTime | null = null;
+  if (canTime) {
+    be.startTiming('passes');
+    const stepMs: number[] = [];
+    for (let i = 0; i < GPU_TIMED_STEPS; i++) {
+      await roseStep();
+      stepMs.push((await be.stopTiming()).reduce((a, r) => a + r.ms, 0)); // a step is one submit, one pass
+      if (i + 1 < GPU_TIMED_STEPS) be.startTiming('passes');
+    }
+    be.startTiming('dispatches');
+    await roseStep();
+    const byKernel = new Map<string, { kernel: string; dispatches: number; ms: number }>();
+    for (const r of await be.stopTiming()) {
+      const k = byKernel.get(r.label) ?? { kernel: r.label, dispatches: 0, ms: 0 };
+      k.dispatches++;
+      k.ms += r.ms;
+      byKernel.set(r.label, k);
+    }
+    const kernels = [...byKernel.values()].map((k) => ({ ...k, ms: round(k.ms, 4) })).sort((a, b) => b.ms - a.ms);
+    gpuTime = {
+      stepMs: round(median(stepMs), 4),
+      steps: stepMs.length,
+      kernels,
+      kernelsSumMs: round(
+        kernels.reduce((a, k) => a + k.ms, 0),
+        4,
+      ),
+    };
+    // these steps' counters are not the timed rounds'
+    for (const xs of [dispatches, submits, readback, encode]) xs.splice(xs.length - GPU_TIMED_STEPS - 1);
+  }
   // the warm-up round's counters are in the arrays too: keep the timed rounds only
   const keep = <T>(xs: T[]) => xs.slice(opts.warmupRounds);
   freeCache(be, plain);
@@ -230,6 +283,12 @@ export async function runDecode(bm: BenchModel, opts: DecodeOptions): Promise<De
     readbackBytesPerStep: median(keep(readback)),
     encodeMsPerStep: gpu ? round(median(keep(encode))) : null,
     opProfile,
+    gpuTime,
+    gpuTimeNote: !(be instanceof WebGpuBackend)
+      ? 'not WebGPU'
+      : canTime
+        ? 'timestamp queries: stepMs from one pass per ROSE step, kernels from one step with each dispatch in its own pass'
+        : `no GPU time: the adapter has no 'timestamp-query' feature (${be.description.split(';')[0]})`,
     peakRssMb: round(peakRss / 2 ** 20, 4),
     maxRssMb: round((process.resourceUsage().maxRSS * 1024) / 2 ** 20, 4),
     contextAtEnd: opts.promptTokens + steps,

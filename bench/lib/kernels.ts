@@ -280,6 +280,9 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
   const F = c.intermediateSize;
   const V = c.vocabSize;
   const rowCounts = [1, 2, opts.prefillM];
+  /** Each layer's weights for one call, cycled through at decode (from memory, as a step reads them); one layer at prefill. */
+  const layerWeights = (pick: (l: LlamaWeights['layers'][number]) => Weight[], M: number): Weight[][] =>
+    w.layers.slice(0, M <= 2 ? (opts.rotateLayers ?? w.layers.length) : 1).map(pick);
   const cases: { [O in Exclude<OpName, 'matmul'>]: () => OpCase[] } = {
     embedding: () =>
       rowCounts.map((M) => {
@@ -389,6 +392,86 @@ export async function runKernelSuite(bm: BenchModel, opts: KernelOptions): Promi
         },
       ];
     },
+    normQkv: () =>
+      rowCounts.map((M) => {
+        const ws = layerWeights((l) => [l.wqkv], M);
+        const [Nqkv, K] = ws[0][0].shape;
+        const x = xFor(M, D);
+        const [q, k, v] = [H * hd, Hkv * hd, Hkv * hd].map((n) => tensor([M, n], 0, true));
+        let i = 0;
+        return {
+          shape: `M=${M} N=${Nqkv} K=${K}`,
+          run: () => be.normQkv(q, k, v, x, w.layers[0].inputNorm, c.rmsNormEps, ws[i++ % ws.length][0]),
+          flops: 2 * M * Nqkv * K + 4 * M * D,
+          bytes: (Nqkv + 1) * K * bytesPerElem,
+          reps: { cpu: 10, gpu: 4 },
+        };
+      }),
+    ropeKvWrite: () =>
+      [
+        { B: 2, T: 1, S: opts.ctx, name: `decode B=2 ctx=${opts.ctx}` },
+        { B: 1, T: opts.prefillM, S: opts.prefillM, name: `prefill B=1 T=${opts.prefillM}` },
+      ].map((r) => {
+        const M = r.B * r.T;
+        const q = tensor([M, H * hd], 17);
+        const k = tensor([M, Hkv * hd], 18);
+        const v = tensor([M, Hkv * hd], 19);
+        const kc = tensor([r.B, r.S, Hkv, hd], 0, true);
+        const vc = tensor([r.B, r.S, Hkv, hd], 0, true);
+        const table = tensor([opts.ctx + opts.prefillM, hd], 20);
+        const positions = Int32Array.from({ length: M }, (_, i) => i % opts.ctx);
+        return {
+          shape: r.name,
+          run: () => be.ropeKvWrite(q, k, v, kc, vc, table, positions, r.S - r.T),
+          flops: 3 * M * (H + Hkv) * hd,
+          bytes: (3 * M * (H + Hkv) * hd + 4 * M * Hkv * hd) * 4,
+          reps: { cpu: 100, gpu: 8 },
+        };
+      }),
+    matmulAdd: () =>
+      rowCounts.map((M) => {
+        const ws = layerWeights((l) => [l.wo], M);
+        const [N, K] = ws[0][0].shape;
+        const x = tensor([M, N], 21);
+        const y = xFor(M, K);
+        let i = 0;
+        return {
+          shape: `o_proj M=${M} N=${N} K=${K}`,
+          run: () => be.matmulAdd(x, y, ws[i++ % ws.length][0]),
+          flops: 2 * M * N * K + M * N,
+          bytes: N * K * bytesPerElem,
+          reps: { cpu: 10, gpu: 4 },
+        };
+      }),
+    normGateUpSwiglu: () =>
+      rowCounts.map((M) => {
+        const ws = layerWeights((l) => [l.wGate, l.wUp], M);
+        const x = xFor(M, D);
+        const out = tensor([M, F], 0, true);
+        let i = 0;
+        return {
+          shape: `M=${M} F=${F} K=${D}`,
+          run: () => {
+            const [wg, wu] = ws[i++ % ws.length];
+            be.normGateUpSwiglu(out, x, w.layers[0].postAttnNorm, c.rmsNormEps, wg, wu);
+          },
+          flops: 4 * M * F * D + 4 * M * D + 5 * M * F,
+          bytes: (2 * F + 1) * D * bytesPerElem,
+          reps: { cpu: 4, gpu: 2 },
+        };
+      }),
+    normMatmul: () =>
+      [1, 2].map((M) => {
+        const x = xFor(M, D);
+        const out = outFor(M * V);
+        return {
+          shape: `lm_head M=${M} N=${V} K=${D}`,
+          run: () => be.normMatmul(out, x, w.finalNorm, c.rmsNormEps, w.lmHead),
+          flops: 2 * M * V * D + 4 * M * D,
+          bytes: (V + 1) * D * bytesPerElem,
+          reps: { cpu: 1, gpu: 1 },
+        };
+      }),
     contrastSoftmax: () => {
       const logits = tensor([2, V], 16);
       const probs = tensor([V], 0, true);

@@ -115,11 +115,18 @@ export function smolLM2Config(): LlamaConfig {
   return parseLlamaConfig(SMOLLM2_135M, 'SmolLM2-135M config (bench)');
 }
 
-/** SmolLM2-135M's shapes with random weights, uploaded to `backend`. */
-export function buildSmolLM2(backend: Backend, dtype: 'f32' | 'bf16'): BenchModel {
-  const config = smolLM2Config();
+/**
+ * SmolLM2-135M's shapes with random weights, uploaded to `backend`. `reduced` keeps every per-layer
+ * shape but only 2 layers and a 4096-token vocabulary (npm run bench:gpu -- --reduced: a check of the
+ * harness on a software adapter, not a figure of the model).
+ */
+export function buildSmolLM2(backend: Backend, dtype: 'f32' | 'bf16', reduced = false): BenchModel {
+  const config = reduced
+    ? parseLlamaConfig({ ...SMOLLM2_135M, num_hidden_layers: 2, vocab_size: 4096 }, 'SmolLM2-135M config, reduced (bench)')
+    : smolLM2Config();
   const weights = loadWeights(config, randomSource(config, dtype), backend);
-  return describeModel(new Llama(config, weights, backend), `SmolLM2-135M shapes, random ${dtype} weights`, dtype);
+  const label = `SmolLM2-135M shapes${reduced ? ' REDUCED to 2 layers, vocab 4096' : ''}, random ${dtype} weights`;
+  return describeModel(new Llama(config, weights, backend), label, dtype);
 }
 
 /** A test fixture (the --quick run). */

@@ -31,7 +31,11 @@ export interface BackendEntry {
   decode_step_fraction_of_stream_bandwidth: number | null;
   stream_reference_gbps: number | null;
   dispatches_per_step: number | null;
+  /** WebGPU: queue submits per ROSE step (1 outside --trace). */
+  submits_per_step: number | null;
   readback_bytes_per_step: number | null;
+  /** WebGPU with timestamp queries: GPU ms of a ROSE step (per kernel in detail.decode.gpuTime). */
+  gpu_ms_per_step: number | null;
   encode_ms_per_step: number | null;
   peak_rss_mb: number | null;
   weight_bytes_per_step: number | null;
@@ -97,14 +101,17 @@ export function toMarkdown(r: Results): string {
         'matvec ÷ stream',
         'prefill tok/s',
         'dispatches/step',
+        'submits/step',
         'readback B/step',
+        'GPU ms/step',
         'encode ms/step',
         'peak RSS MB',
       ],
       r.backends.map((b) => {
         const d = b.detail.decode;
         const sweep = b.detail.sweeps?.find((s) => s.M === 1 && s.variant === 'auto');
-        if (!b.available) return [b.backend, '—', '—', b.dtype, `unavailable: ${b.error ?? ''}`, '', '', '', '', '', '', '', '', ''];
+        if (!b.available)
+          return [b.backend, '—', '—', b.dtype, `unavailable: ${b.error ?? ''}`, '', '', '', '', '', '', '', '', '', '', ''];
         return [
           b.backend,
           b.kernel_tier ?? '—',
@@ -117,7 +124,9 @@ export function toMarkdown(r: Results): string {
           f(b.matvec_fraction_of_stream_bandwidth),
           f(d?.prefill?.tokensPerSecond),
           f(b.dispatches_per_step),
+          f(b.submits_per_step),
           f(b.readback_bytes_per_step),
+          f(b.gpu_ms_per_step),
           f(b.encode_ms_per_step),
           f(b.peak_rss_mb),
         ];
@@ -127,6 +136,29 @@ export function toMarkdown(r: Results): string {
   out.push('');
   out.push('Adapters:');
   for (const b of r.backends) out.push(`- ${b.backend}${b.dtype ? ` ${b.dtype}` : ''}: ${b.adapter}`);
+  out.push('');
+
+  const timed = r.backends.filter((b) => b.detail.decode?.gpuTime);
+  if (timed.length) {
+    out.push('## GPU time per kernel (one ROSE step, each dispatch timed in a pass of its own)');
+    out.push('');
+    for (const b of timed) {
+      const g = b.detail.decode!.gpuTime!;
+      out.push(
+        `${b.backend} ${b.dtype}: ${f(g.stepMs)} ms per step as one pass (median of ${g.steps}); Σ kernels ${f(g.kernelsSumMs)} ms.`,
+      );
+      out.push('');
+      out.push(
+        table(
+          ['kernel', 'dispatches', 'GPU ms'],
+          g.kernels.map((k) => [k.kernel, k.dispatches, f(k.ms)]),
+        ),
+      );
+      out.push('');
+    }
+  }
+  for (const b of r.backends)
+    if (b.detail.decode && !b.detail.decode.gpuTime && b.backend === 'webgpu') out.push(`- ${b.dtype}: ${b.detail.decode.gpuTimeNote}`);
   out.push('');
 
   out.push('## Goals');

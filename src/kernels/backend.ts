@@ -15,6 +15,8 @@
  * H = query heads, Hkv = key/value heads, hd = head_dim.
  */
 
+import { RoseError } from '../errors.ts';
+import { widenToF32 } from './cpu/dtype.ts';
 import type { KernelChoice, RegistryInfo } from './registry.ts';
 
 /** Storage dtypes we compute with. Everything else is refused at load with a RoseError('DTYPE'). */
@@ -42,6 +44,8 @@ export interface Weight {
   readonly shape: readonly number[];
   /** The dtype of the checkpoint; the backend may have widened it (see each backend's docs). */
   readonly dtype: DType;
+  /** A weight made by uploadStacked: its parts, in order, each a view of its rows (no copy). */
+  readonly parts?: readonly Weight[];
 }
 
 /** Parameters of the fused contrast + softmax (ROSE's decision rule, one dispatch per step). */
@@ -94,6 +98,13 @@ export interface Backend {
    */
   checkCapacity(weights: readonly { dtype: DType; elements: number }[]): void;
   uploadWeight(w: HostWeight): Weight;
+  /**
+   * Uploads weights whose rows have the same length as ONE weight, their rows stacked in order: shape
+   * (Σ rows, …), with `parts`, each input as a view of its rows, usable wherever a weight is. A fused
+   * kernel reads the stack through one binding ([wq; wk; wv] for normQkv); the memory is paid once.
+   * Parts of different dtypes are stacked in f32 (exact: f16 and bf16 widen losslessly).
+   */
+  uploadStacked(name: string, parts: readonly HostWeight[]): Weight;
   /** A zero-filled f32 tensor. */
   alloc(shape: readonly number[]): Tensor;
   write(t: Tensor, data: Float32Array): void;
@@ -133,6 +144,32 @@ export interface Backend {
   addInPlace(x: Tensor, y: Tensor): void;
   /** out (R, D) = x (M, D)[rows[r]]: picks the positions whose logits we need. */
   gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void;
+
+  // --- fused ops: each is several of the ops above, in one call (one dispatch where it pays) ------
+  // Every one means exactly the composition written beside it; v1 on every backend runs that
+  // composition (src/kernels/<op>.ts), faster variants fuse it (docs/CONTRIBUTING.md).
+  /**
+   * The attention sublayer's input: rmsnorm, then the q, k and v projections of the normalised x.
+   * wqkv (Nq + 2·Nkv, D) = [wq; wk; wv] and bqkv = [bq; bk; bv] are stacked by uploadStacked.
+   * = rmsnorm(xn, x, norm, eps); matmul(q, xn, wq, bq); matmul(k, xn, wk, bk); matmul(v, xn, wv, bv).
+   * q (M, Nq), k (M, Nkv), v (M, Nkv), x (M, D).
+   */
+  normQkv(q: Tensor, k: Tensor, v: Tensor, x: Tensor, norm: Weight, eps: number, wqkv: Weight, bqkv?: Weight): void;
+  /**
+   * RoPE on q (M, H·hd) and k (M, Hkv·hd), both in place, then k and v written into the caches.
+   * = rope(q, table, positions, H); rope(k, table, positions, Hkv); kvWrite(kCache, k, slot0); kvWrite(vCache, v, slot0).
+   */
+  ropeKvWrite(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, table: Tensor, positions: Int32Array, slot0: number): void;
+  /** x (M, N) += y (M, K) · wᵀ [+ bias]: a projection and the residual add. = matmul(t, y, w, bias); addInPlace(x, t). */
+  matmulAdd(x: Tensor, y: Tensor, w: Weight, bias?: Weight): void;
+  /**
+   * The MLP's input and activation: out (M, F) = silu(xn · wGateᵀ [+ bGate]) ⊙ (xn · wUpᵀ [+ bUp]), xn = rmsnorm(x).
+   * = rmsnorm(xn, x, norm, eps); matmul(gate, xn, wGate, bGate); matmul(up, xn, wUp, bUp); swiglu(out, gate, up).
+   */
+  normGateUpSwiglu(out: Tensor, x: Tensor, norm: Weight, eps: number, wGate: Weight, wUp: Weight, bGate?: Weight, bUp?: Weight): void;
+  /** out (M, N) = rmsnorm(x) · wᵀ [+ bias]: the final norm and lm_head. = rmsnorm(xn, x, norm, eps); matmul(out, xn, w, bias). */
+  normMatmul(out: Tensor, x: Tensor, norm: Weight, eps: number, w: Weight, bias?: Weight): void;
+
   /**
    * The ROSE decision, fused: from logits (B, V) it writes probs (V) = softmax(z / temperature) over
    * the tokens the β mask keeps (0 elsewhere), and returns the argmax and the sampled token.
@@ -142,6 +179,36 @@ export interface Backend {
 
 /** Number of elements of a shape. */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * The host side of Backend.uploadStacked: the parts' bytes concatenated (rows stacked), in their
+ * common dtype, or all widened to f32 when they differ; `starts` is each part's first row.
+ */
+export function stackRows(
+  name: string,
+  parts: readonly HostWeight[],
+): { dtype: DType; shape: number[]; bytes: Uint8Array; starts: number[] } {
+  if (parts.length === 0) throw new RoseError('INPUT', `stacked weight ${name}: no parts`);
+  const rest = parts[0].shape.slice(1);
+  const rowsOf = (p: HostWeight) => (p.shape.length ? p.shape[0] : 1);
+  for (const p of parts) {
+    if (p.shape.length !== parts[0].shape.length || p.shape.slice(1).some((d, i) => d !== rest[i]))
+      throw new RoseError('CHECKPOINT', `stacked weight ${name}: ${p.name} has shape [${p.shape}], rows unlike [${parts[0].shape}]`);
+  }
+  const dtype = parts.every((p) => p.dtype === parts[0].dtype) ? parts[0].dtype : 'f32';
+  const chunks = parts.map((p) => (p.dtype === dtype ? p.bytes : new Uint8Array(widenToF32(p.dtype, p.bytes).buffer)));
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  const starts: number[] = [];
+  let row = 0;
+  let at = 0;
+  for (const [i, c] of chunks.entries()) {
+    starts.push(row);
+    row += rowsOf(parts[i]);
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return { dtype, shape: parts[0].shape.length ? [row, ...rest] : [row], bytes, starts };
+}
 
 /** n rounded up to a multiple of m: buffer sizes, alignments, uniform offsets. */
 export const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;

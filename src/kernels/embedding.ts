@@ -26,7 +26,7 @@ export function embeddingStored(out: Float32Array, row: (id: number) => Uint8Arr
  * limit) is gathered by one dispatch per chunk; each writes only the rows whose id falls in it.
  */
 const WG = 256; // threads per workgroup, one output element each
-const params = uniforms({ n: 'u32', dim: 'u32', row0: 'u32', rows: 'u32', idBase: 'u32' });
+const params = uniforms({ n: 'u32', dim: 'u32', row0: 'u32', rows: 'u32', bufRow0: 'u32', idBase: 'u32' });
 
 export const embeddingKernel = wgslKernel({
   name: 'embedding',
@@ -37,7 +37,7 @@ export const embeddingKernel = wgslKernel({
 ${weightLoader(weight)}
 ${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, D)
-@group(0) @binding(2) var<storage, read> w: array<W_T>;         // rows [row0, row0 + rows) of (V, D)
+@group(0) @binding(2) var<storage, read> w: array<W_T>;         // rows [row0, row0 + rows) of (V, D), from its row bufRow0
 @group(0) @binding(3) var<storage, read> ints: array<i32>;      // ids (M) at idBase
 
 @compute @workgroup_size(${WG})
@@ -46,7 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (i >= p.n) { return; }
   let id = u32(ints[p.idBase + i / p.dim]) - p.row0; // wraps past rows for ids below row0
   if (id >= p.rows) { return; }                      // another chunk's dispatch has this row
-  out[i] = loadW(id * p.dim + i % p.dim);
+  out[i] = loadW((p.bufRow0 + id) * p.dim + i % p.dim);
 }`,
 });
 
@@ -59,7 +59,7 @@ export function encodeEmbedding(ctx: GpuContext, out: GpuTensor, table: GpuWeigh
       dtypes: { weight: table.dtype },
       buffers: [out.buf, c.buf, 'ints'],
       ints: ids,
-      params: (idBase) => ({ n, dim, row0: c.row0, rows: c.rows, idBase }),
+      params: (idBase) => ({ n, dim, row0: c.row0, rows: c.rows, bufRow0: c.bufRow0, idBase }),
       groups: Math.ceil(n / WG),
     });
   }

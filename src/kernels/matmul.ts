@@ -37,7 +37,19 @@ export function matmulCpu(
 // decode matvec, v3 the tiled prefill matmul. Each dispatches once per weight chunk (a weight over the
 // binding limit is split by output rows) and writes rows [n0, n0 + rows) of out.
 
-const params = uniforms({ M: 'u32', N: 'u32', K: 'u32', n0: 'u32', rows: 'u32', hasBias: 'u32' });
+// wRow0: the chunk's first row in its buffer (a part of a stacked weight starts mid-buffer); bias0 the
+// same for the bias; accumulate: out += the product (matmulAdd's residual add, in the epilogue).
+const params = uniforms({
+  M: 'u32',
+  N: 'u32',
+  K: 'u32',
+  n0: 'u32',
+  rows: 'u32',
+  hasBias: 'u32',
+  wRow0: 'u32',
+  bias0: 'u32',
+  accumulate: 'u32',
+});
 
 /** The bindings every matmul kernel declares (binding 0 is `p`). */
 const bindings = (w: DType, b: DType): string => /* wgsl */ `
@@ -45,8 +57,16 @@ ${weightLoader(w)}${weightLoader(b, 'loadBias', 'bias', 'B_T')}
 ${params.wgsl}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // (M, K)
-@group(0) @binding(3) var<storage, read> w: array<W_T>;         // rows [n0, n0 + rows) of (N, K)
-@group(0) @binding(4) var<storage, read> bias: array<B_T>;      // (N)`;
+@group(0) @binding(3) var<storage, read> w: array<W_T>;         // rows [n0, n0 + rows) of (N, K), from its row wRow0
+@group(0) @binding(4) var<storage, read> bias: array<B_T>;      // (N), from its element bias0
+
+/** Writes one output, adding it to what out holds when accumulating (fl(out + fl(acc + b)), as matmul then addInPlace). */
+fn store(o: u32, acc: f32, n: u32) {
+  var r = acc;
+  if (p.hasBias != 0u) { r += loadBias(p.bias0 + p.n0 + n); }
+  if (p.accumulate != 0u) { r = out[o] + r; }
+  out[o] = r;
+}`;
 
 /** v1: threads per workgroup, one output each. */
 const REF_WG = 256;
@@ -69,15 +89,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let m = i / p.rows;
   let n = i % p.rows; // row within this chunk
   var acc = 0.0;
-  for (var k = 0u; k < p.K; k++) { acc += x[m * p.K + k] * loadW(n * p.K + k); }
-  var b = 0.0;
-  if (p.hasBias != 0u) { b = loadBias(p.n0 + n); }
-  out[m * p.N + p.n0 + n] = acc + b;
+  for (var k = 0u; k < p.K; k++) { acc += x[m * p.K + k] * loadW((p.wRow0 + n) * p.K + k); }
+  store(m * p.N + p.n0 + n, acc, n);
 }`,
 });
 
-/** v2 takes up to this many activation rows: one vec4 of accumulators (decode: ROSE's batch of two). */
-export const MATVEC_MAX_M = 4;
 /** v2: threads per weight row. */
 const MATVEC_WG = 64;
 
@@ -101,14 +117,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var acc = vec4f(0.0);
   for (var k = li; k < p.K; k += ${MATVEC_WG}u) {
     let xs = vec4f(x[k], x[min(1u, last) * p.K + k], x[min(2u, last) * p.K + k], x[min(3u, last) * p.K + k]);
-    acc += loadW(n * p.K + k) * xs;
+    acc += loadW((p.wRow0 + n) * p.K + k) * xs;
   }
   let total = reduceSum4(li, acc);
-  if (li < p.M) {
-    var b = 0.0;
-    if (p.hasBias != 0u) { b = loadBias(p.n0 + n); }
-    out[li * p.N + p.n0 + n] = total[li] + b;
-  }
+  if (li < p.M) { store(li * p.N + p.n0 + n, total[li], n); }
 }`,
 });
 
@@ -146,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       var xv = 0.0;
       var wv = 0.0;
       if (tm + r < p.M && k < p.K) { xv = x[(tm + r) * p.K + k]; }
-      if (tn + r < p.rows && k < p.K) { wv = loadW((tn + r) * p.K + k); }
+      if (tn + r < p.rows && k < p.K) { wv = loadW((p.wRow0 + tn + r) * p.K + k); }
       xs[r][e % ${TK}u] = xv;
       ws[r][e % ${TK}u] = wv;
     }
@@ -161,29 +173,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     let m = tm + lid.y + ${SIDE}u * i;
     for (var j = 0u; j < 4u; j++) {
       let n = tn + lid.x + ${SIDE}u * j;
-      if (m < p.M && n < p.rows) {
-        var b = 0.0;
-        if (p.hasBias != 0u) { b = loadBias(p.n0 + n); }
-        out[m * p.N + p.n0 + n] = acc[i][j] + b;
-      }
+      if (m < p.M && n < p.rows) { store(m * p.N + p.n0 + n, acc[i][j], n); }
     }
   }
 }`,
 });
 if (TILE !== 4 * SIDE) throw new Error('matmulTiled: a thread owns 4 × 4 outputs (vec4 accumulators), so TILE = 4·SIDE');
 
-/** The host side of a matmul kernel: one dispatch per weight chunk, over `grid(chunk rows, M)` workgroups. */
+/**
+ * The host side of a matmul kernel: one dispatch per weight chunk, over `grid(chunk rows, M)`
+ * workgroups. `accumulate` adds the product to out instead of overwriting it (matmulAdd).
+ */
 function matmulEncoder(kernel: typeof matvecKernel, grid: (rows: number, M: number) => number | readonly [number, number]) {
-  return (ctx: GpuContext, out: GpuTensor, x: GpuTensor, w: GpuWeight, bias: GpuWeight | undefined, noBias: GpuBuf): void => {
+  return (
+    ctx: GpuContext,
+    out: GpuTensor,
+    x: GpuTensor,
+    w: GpuWeight,
+    bias: GpuWeight | undefined,
+    noBias: GpuBuf,
+    accumulate = false,
+  ): void => {
     const [N, K] = w.shape;
     const M = x.size / K;
     if (M === 0) return;
+    const b = bias?.singleChunk('matmul bias');
     for (const c of w.chunks) {
       ctx.dispatch({
         kernel,
         dtypes: { weight: w.dtype, bias: bias?.dtype ?? 'f32' },
-        buffers: [out.buf, x.buf, c.buf, bias ? bias.single('matmul bias') : noBias],
-        params: { M, N, K, n0: c.row0, rows: c.rows, hasBias: bias !== undefined },
+        buffers: [out.buf, x.buf, c.buf, b?.buf ?? noBias],
+        params: { M, N, K, n0: c.row0, rows: c.rows, hasBias: b !== undefined, wRow0: c.bufRow0, bias0: b?.bufRow0 ?? 0, accumulate },
         groups: grid(c.rows, M),
       });
     }

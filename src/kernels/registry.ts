@@ -17,20 +17,32 @@
 import type { Backend } from './backend.ts';
 import { RoseError } from '../errors.ts';
 
-/** The ops of the Backend interface, in the order of a forward pass. */
+/** The ops of the Backend interface, in the order of a forward pass (each fused op after the ops it fuses). */
 export const OPS = [
   'embedding',
   'rmsnorm',
   'matmul',
+  'normQkv',
   'rope',
   'kvWrite',
+  'ropeKvWrite',
   'attention',
-  'swiglu',
   'addInPlace',
+  'matmulAdd',
+  'swiglu',
+  'normGateUpSwiglu',
   'gatherRows',
+  'normMatmul',
   'contrastSoftmax',
 ] as const;
 export type OpName = (typeof OPS)[number];
+
+/**
+ * The fused ops: each means a composition of the others (Backend), and its v1 on every backend is
+ * that composition. `--kernel unfused` forces every one of them to v1: the forward pass as separate ops.
+ */
+export const FUSED_OPS = ['normQkv', 'ropeKvWrite', 'matmulAdd', 'normGateUpSwiglu', 'normMatmul'] as const satisfies readonly OpName[];
+export type FusedOp = (typeof FUSED_OPS)[number];
 /** An op's arguments and result, exactly as Backend declares them. */
 export type OpArgs<O extends OpName> = Parameters<Backend[O]>;
 export type OpResult<O extends OpName> = ReturnType<Backend[O]>;
@@ -72,19 +84,27 @@ const isOp = (s: string): s is OpName => (OPS as readonly string[]).includes(s);
 
 /**
  * Parses `--kernel` values: each is `op=N`, several may share one value separated by commas
- * ("matmul=3,attention=1"), and the flag may repeat. An unknown op or a malformed value is a
- * RoseError('INPUT'); whether the backend has variant N is checked when the backend opens.
+ * ("matmul=3,attention=1"), and the flag may repeat; `unfused` stands for every fused op =1 (the
+ * composition of the separate ops). An unknown op or a malformed value is a RoseError('INPUT');
+ * whether the backend has variant N is checked when the backend opens.
  */
 export function parseKernelChoice(specs: string | readonly string[], previous: KernelChoice = {}): KernelChoice {
   const choice: KernelChoice = { ...previous };
+  const set = (op: OpName, id: number) => {
+    if (choice[op] !== undefined && choice[op] !== id)
+      throw new RoseError('INPUT', `--kernel: ${op} is forced twice (v${choice[op]} and v${id})`, 'give each op once');
+    choice[op] = id;
+  };
   for (const part of (typeof specs === 'string' ? [specs] : specs).flatMap((s) => s.split(','))) {
+    if (part.trim() === 'unfused') {
+      for (const op of FUSED_OPS) set(op, 1);
+      continue;
+    }
     const m = /^\s*([A-Za-z]+)\s*=\s*v?(\d+)\s*$/.exec(part);
-    if (!m) throw new RoseError('INPUT', `--kernel "${part}" is not op=N`, `e.g. --kernel matmul=3; ops: ${OPS.join(', ')}`);
+    if (!m) throw new RoseError('INPUT', `--kernel "${part}" is not op=N (or unfused)`, `e.g. --kernel matmul=3; ops: ${OPS.join(', ')}`);
     const [, op, id] = m;
     if (!isOp(op)) throw new RoseError('INPUT', `--kernel: there is no op "${op}"`, `ops: ${OPS.join(', ')}`);
-    if (choice[op] !== undefined && choice[op] !== Number(id))
-      throw new RoseError('INPUT', `--kernel: ${op} is forced twice (v${choice[op]} and v${id})`, 'give each op once');
-    choice[op] = Number(id);
+    set(op, Number(id));
   }
   return choice;
 }

@@ -38,6 +38,13 @@ export function ropeCpu(
 
 // --- WebGPU ---------------------------------------------------------------------------------------
 
+/**
+ * The rotation of one pair (a, b) = (x[i], x[i + hd/2]) by the angle whose cos and sin are c and s,
+ * as the CPU twin above computes it: the one WGSL source of RoPE's arithmetic (ropeKvWrite.ts uses it too).
+ */
+export const ROTATE_PAIR_WGSL = /* wgsl */ `
+fn rotatePair(a: f32, b: f32, c: f32, s: f32) -> vec2f { return vec2f(a * c - b * s, b * c + a * s); }`;
+
 /** One thread per rotated pair (m, head, i < hd/2); cos and sin are table lookups (see above). */
 const WG = 256; // threads per workgroup, one rotated pair each
 const params = uniforms({ n: 'u32', heads: 'u32', hd: 'u32', posBase: 'u32' });
@@ -48,7 +55,7 @@ export const ropeKernel = wgslKernel({
   access: 'wrr',
   workgroupSize: WG,
   code: () => /* wgsl */ `
-${params.wgsl}
+${params.wgsl}${ROTATE_PAIR_WGSL}
 @group(0) @binding(1) var<storage, read_write> x: array<f32>; // (M, heads, hd), in place
 @group(0) @binding(2) var<storage, read> table: array<f32>;   // (P, hd) = [cos | sin]
 @group(0) @binding(3) var<storage, read> ints: array<i32>;    // positions (M) at posBase
@@ -64,10 +71,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let c = table[t];
   let s = table[t + half];
   let off = mh * p.hd + i;
-  let a = x[off];
-  let b = x[off + half];
-  x[off] = a * c - b * s;
-  x[off + half] = b * c + a * s;
+  let r = rotatePair(x[off], x[off + half], c, s);
+  x[off] = r.x;
+  x[off + half] = r.y;
 }`,
 });
 

@@ -73,6 +73,21 @@ export abstract class VariantBackend<C> {
   gatherRows(out: Tensor, x: Tensor, rows: Int32Array): void {
     this.run('gatherRows', out, x, rows);
   }
+  normQkv(q: Tensor, k: Tensor, v: Tensor, x: Tensor, norm: Weight, eps: number, wqkv: Weight, bqkv?: Weight): void {
+    this.run('normQkv', q, k, v, x, norm, eps, wqkv, bqkv);
+  }
+  ropeKvWrite(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, table: Tensor, positions: Int32Array, slot0: number): void {
+    this.run('ropeKvWrite', q, k, v, kCache, vCache, table, positions, slot0);
+  }
+  matmulAdd(x: Tensor, y: Tensor, weight: Weight, bias?: Weight): void {
+    this.run('matmulAdd', x, y, weight, bias);
+  }
+  normGateUpSwiglu(out: Tensor, x: Tensor, norm: Weight, eps: number, wGate: Weight, wUp: Weight, bGate?: Weight, bUp?: Weight): void {
+    this.run('normGateUpSwiglu', out, x, norm, eps, wGate, wUp, bGate, bUp);
+  }
+  normMatmul(out: Tensor, x: Tensor, norm: Weight, eps: number, weight: Weight, bias?: Weight): void {
+    this.run('normMatmul', out, x, norm, eps, weight, bias);
+  }
   async contrastSoftmax(probs: Tensor, logits: Tensor, params: ContrastParams): Promise<ContrastResult> {
     if (!(params.temperature > 0)) throw new RoseError('INPUT', `temperature must be > 0, got ${params.temperature}`);
     return this.run('contrastSoftmax', probs, logits, params);

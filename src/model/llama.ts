@@ -15,8 +15,15 @@
  * (src/kernels/<op>.ts: the CPU twin, the WGSL and the host wrapper side by side). The exact Hugging
  * Face semantics this reproduces, and the tolerances and bugs the tests hold it to, are in
  * docs/llama-semantics.md.
+ *
+ * Fused ops. A layer is six calls: a norm read through by the projections that follow it, RoPE with
+ * the KV-cache write, the residual adds in the epilogues of o_proj and down_proj. On WebGPU each is one
+ * dispatch in decode (a GPU step is bound by its dispatches, not its bytes); every fused op's v1 is
+ * the composition of the separate ops it stands for (kernels/composed.ts), which `--kernel unfused`
+ * brings back and the CPU backend always runs.
  */
 import type { Backend, Tensor } from '../kernels/backend.ts';
+import { KEEP_SCRATCH_MAX_ROWS } from '../kernels/scratch.ts';
 import { RoseError } from '../errors.ts';
 import type { LlamaConfig } from './config.ts';
 import { ropeInvFreq, ropeTable } from './rope.ts';
@@ -47,31 +54,18 @@ interface ScratchShape {
   readonly B: number;
 }
 
-/**
- * The scratch-cache policy. A decode step repeats one small shape every step (M = B: one new token per
- * row, a row per prompt), so the buffers of a call of at most this many rows are kept for the Llama's
- * lifetime, and a step allocates nothing; there are few such shapes, and each is small. A call of more
- * rows is a prefill, whose shape follows the prompt and rarely recurs: its buffers (the largest is
- * M × intermediate floats) are freed as soon as another shape needs buffers, so a long prompt's
- * activations do not stay resident beside the weights. 8 keeps ROSE's decode with up to 7 reverse
- * prompts (a batch of 1 + 7) on the kept side.
- */
-const KEEP_SCRATCH_MAX_ROWS = 8;
+// The scratch-cache policy, KEEP_SCRATCH_MAX_ROWS, is shared with the fused ops' temporaries (kernels/scratch.ts).
 
 /** Activation buffers for one ScratchShape, reused across calls so decode steps allocate nothing. */
 interface Scratch {
   x: Tensor; // (M, D)      the residual stream
-  xn: Tensor; // (M, D)     normalised input of a sublayer
   q: Tensor; // (M, H·hd)
   k: Tensor; // (M, Hkv·hd)
   v: Tensor; // (M, Hkv·hd)
   att: Tensor; // (M, H·hd)
-  proj: Tensor; // (M, D)   attention or MLP output before the residual add
-  gate: Tensor; // (M, F)
-  up: Tensor; // (M, F)
-  act: Tensor; // (M, F)    silu(gate) ⊙ up (its own buffer: WebGPU forbids aliasing a written binding)
+  act: Tensor; // (M, F)    silu(gate) ⊙ up, the MLP's activation
   rows: Tensor; // (R, D)   positions whose logits are wanted
-  rowsNorm: Tensor; // (R, D)
+  rowsNorm: Tensor; // (R, D) their final norm, made only for an observer (the head reads rows through the norm)
   logits: Tensor; // (R, V)
   positions: Int32Array; // (B·T) host-side: rewritten each call, never reallocated
   lastRows: Int32Array; // (B)   index of each row's last token in (B·T)
@@ -143,52 +137,37 @@ export class Llama {
     for (let l = 0; l < c.numHiddenLayers; l++) {
       const lw = w.layers[l];
       // --- attention sublayer ---
-      // xn = x / √(mean(x²) + ε) ⊙ w, per token  (kernels/rmsnorm.ts)
-      be.rmsnorm(s.xn, s.x, lw.inputNorm, c.rmsNormEps); // xn (M, D)
-      // q, k, v = xn·Wᵀ + b  (kernels/matmul.ts)
-      be.matmul(s.q, s.xn, lw.wq, lw.bq); // q (M, H·hd)
-      be.matmul(s.k, s.xn, lw.wk, lw.bk); // k (M, Hkv·hd)
-      be.matmul(s.v, s.xn, lw.wv, lw.bv); // v (M, Hkv·hd)
-      // q, k = x·cos(pos·θ) + rotate_half(x)·sin(pos·θ), per head, at each token's position  (kernels/rope.ts)
-      be.rope(s.q, cache.rope, positions, c.numAttentionHeads); // q (M, H·hd), in place
-      be.rope(s.k, cache.rope, positions, c.numKeyValueHeads); // k (M, Hkv·hd), in place
-      // K[b, slot0 + t] = k[b, t]; V likewise from v  (kernels/kvWrite.ts)
-      be.kvWrite(cache.k[l], s.k, slot0); // k cache (B, S, Hkv, hd): slots slot0..slot0+T
-      be.kvWrite(cache.v[l], s.v, slot0); // v cache (B, S, Hkv, hd): slots slot0..slot0+T
+      // q, k, v = xn·Wᵀ + b with xn = x / √(mean(x²) + ε) ⊙ w, per token; W = [Wq; Wk; Wv]  (kernels/normQkv.ts)
+      be.normQkv(s.q, s.k, s.v, s.x, lw.inputNorm, c.rmsNormEps, lw.wqkv, lw.bqkv); // q (M, H·hd), k, v (M, Hkv·hd)
+      // q, k = x·cos(pos·θ) + rotate_half(x)·sin(pos·θ) per head; K[b, slot0 + t] = k[b, t], V likewise  (kernels/ropeKvWrite.ts)
+      be.ropeKvWrite(s.q, s.k, s.v, cache.k[l], cache.v[l], cache.rope, positions, slot0); // q, k in place; caches (B, S, Hkv, hd)
       // att = softmax(q·Kᵀ/√hd)·V over the row's real slots ≤ its own; head h reads kv head ⌊h/(H/Hkv)⌋  (kernels/attention.ts)
       be.attention(s.att, s.q, cache.k[l], cache.v[l], cache.padLen, slot0); // att (M, H·hd)
-      // proj = att·Woᵀ + bo  (kernels/matmul.ts)
-      be.matmul(s.proj, s.att, lw.wo, lw.bo); // proj (M, D)
-      // x = x + proj  (kernels/addInPlace.ts)
-      be.addInPlace(s.x, s.proj); // x (M, D) += attention(x)
+      // x = x + att·Woᵀ + bo  (kernels/matmulAdd.ts)
+      be.matmulAdd(s.x, s.att, lw.wo, lw.bo); // x (M, D) += attention(x)
       // --- MLP sublayer ---
-      // xn = x / √(mean(x²) + ε) ⊙ w, per token  (kernels/rmsnorm.ts)
-      be.rmsnorm(s.xn, s.x, lw.postAttnNorm, c.rmsNormEps); // xn (M, D)
-      // gate, up = xn·Wᵀ + b  (kernels/matmul.ts)
-      be.matmul(s.gate, s.xn, lw.wGate, lw.bGate); // gate (M, F)
-      be.matmul(s.up, s.xn, lw.wUp, lw.bUp); // up (M, F)
-      // act = silu(gate) ⊙ up, silu(g) = g·σ(g)  (kernels/swiglu.ts)
-      be.swiglu(s.act, s.gate, s.up); // act (M, F)
-      // proj = act·W_downᵀ + b_down  (kernels/matmul.ts)
-      be.matmul(s.proj, s.act, lw.wDown, lw.bDown); // proj (M, D)
-      // x = x + proj  (kernels/addInPlace.ts)
-      be.addInPlace(s.x, s.proj); // x (M, D) += mlp(x)
+      // act = silu(xn·W_gateᵀ + b) ⊙ (xn·W_upᵀ + b), xn = x / √(mean(x²) + ε) ⊙ w  (kernels/normGateUpSwiglu.ts)
+      be.normGateUpSwiglu(s.act, s.x, lw.postAttnNorm, c.rmsNormEps, lw.wGate, lw.wUp, lw.bGate, lw.bUp); // act (M, F)
+      // x = x + act·W_downᵀ + b_down  (kernels/matmulAdd.ts)
+      be.matmulAdd(s.x, s.act, lw.wDown, lw.bDown); // x (M, D) += mlp(x)
       observe?.(l + 1, s.x);
     }
     cache.length += T;
 
     // --- head: only the positions whose logits are wanted ---
     let rows = s.x; // (R, D)
-    if (!allPositions) {
-      // rows[b] = x[b·T + T − 1], each row's last token  (kernels/gatherRows.ts)
+    if (!allPositions && T > 1) {
+      // rows[b] = x[b·T + T − 1], each row's last token (with T = 1 every token is its row's last)  (kernels/gatherRows.ts)
       be.gatherRows(s.rows, s.x, s.lastRows); // rows (B, D)
       rows = s.rows;
     }
-    // rowsNorm = rows / √(mean(rows²) + ε) ⊙ w, per row  (kernels/rmsnorm.ts)
-    be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // rowsNorm (R, D)
-    observe?.('normed', s.rowsNorm);
-    // logits = rowsNorm·W_headᵀ  (kernels/matmul.ts)
-    be.matmul(s.logits, s.rowsNorm, w.lmHead); // logits (R, V)
+    // logits = rowsNorm·W_headᵀ, rowsNorm = rows / √(mean(rows²) + ε) ⊙ w  (kernels/normMatmul.ts)
+    be.normMatmul(s.logits, rows, w.finalNorm, c.rmsNormEps, w.lmHead); // logits (R, V)
+    if (observe) {
+      // rowsNorm itself, for an observer only: the head above reads the rows through the norm  (kernels/rmsnorm.ts)
+      be.rmsnorm(s.rowsNorm, rows, w.finalNorm, c.rmsNormEps); // rowsNorm (R, D)
+      observe('normed', s.rowsNorm);
+    }
     return s.logits;
   }
 
@@ -243,14 +222,10 @@ export class Llama {
       const kvDim = c.numKeyValueHeads * c.headDim;
       s = {
         x: be.alloc([M, c.hiddenSize]),
-        xn: be.alloc([M, c.hiddenSize]),
         q: be.alloc([M, qDim]),
         k: be.alloc([M, kvDim]),
         v: be.alloc([M, kvDim]),
         att: be.alloc([M, qDim]),
-        proj: be.alloc([M, c.hiddenSize]),
-        gate: be.alloc([M, c.intermediateSize]),
-        up: be.alloc([M, c.intermediateSize]),
         act: be.alloc([M, c.intermediateSize]),
         rows: be.alloc([R, c.hiddenSize]),
         rowsNorm: be.alloc([R, c.hiddenSize]),

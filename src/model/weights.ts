@@ -11,11 +11,13 @@ import type { LlamaConfig } from './config.ts';
 
 export interface LayerWeights {
   inputNorm: Weight; // (D)
-  wq: Weight; // (H·hd, D)
+  wqkv: Weight; // (H·hd + 2·Hkv·hd, D) = [wq; wk; wv], stacked at load (Backend.uploadStacked)
+  wq: Weight; // (H·hd, D)      wq, wk, wv: wqkv's parts, views of its rows
   wk: Weight; // (Hkv·hd, D)
   wv: Weight; // (Hkv·hd, D)
   wo: Weight; // (D, H·hd)
-  bq?: Weight; // (H·hd)        attention_bias puts a bias on all four projections
+  bqkv?: Weight; // (H·hd + 2·Hkv·hd) = [bq; bk; bv]; attention_bias puts a bias on all four projections
+  bq?: Weight; // (H·hd)        bq, bk, bv: bqkv's parts
   bk?: Weight; // (Hkv·hd)
   bv?: Weight; // (Hkv·hd)
   bo?: Weight; // (D)
@@ -50,6 +52,8 @@ export interface TensorSource {
 const EMBED = 'model.embed_tokens.weight';
 const FINAL_NORM = 'model.norm.weight';
 const LM_HEAD = 'lm_head.weight';
+/** The LayerWeights fields loaded as parts of a stack (wqkv, bqkv), not one by one. */
+const QKV_PARTS: ReadonlySet<keyof LayerWeights> = new Set(['wq', 'wk', 'wv', 'bq', 'bk', 'bv']);
 /** A layer's tensors are named `model.layers.<l>.<name>`. */
 const layerPrefix = (l: number): string => `model.layers.${l}.`;
 
@@ -156,12 +160,32 @@ export function loadWeights(
     onTensor?.(++done, total);
     return w;
   };
+  /** Several of layer l's tensors as one weight, rows stacked (Backend.uploadStacked); its parts fill `fields`. */
+  const stacked = (
+    lw: Partial<Record<keyof LayerWeights, Weight>>,
+    l: number,
+    whole: 'wqkv' | 'bqkv',
+    fields: readonly (keyof LayerWeights)[],
+  ) => {
+    const names = fields.map((f) => layerPrefix(l) + layer.find((t) => t.field === f)!.name);
+    const w = backend.uploadStacked(
+      `${layerPrefix(l)}self_attn.qkv_proj.${whole === 'wqkv' ? 'weight' : 'bias'}`,
+      names.map((n) => source.read(n)),
+    );
+    done += names.length;
+    onTensor?.(done, total);
+    lw[whole] = w;
+    for (const [i, f] of fields.entries()) lw[f] = w.parts![i];
+  };
 
   const embed = get(EMBED);
   const layer = layerTensors(c);
   const layers = Array.from({ length: c.numHiddenLayers }, (_, l) => {
     const lw: Partial<Record<keyof LayerWeights, Weight>> = {};
-    for (const t of layer) lw[t.field] = get(layerPrefix(l) + t.name);
+    for (const t of layer) if (!QKV_PARTS.has(t.field)) lw[t.field] = get(layerPrefix(l) + t.name);
+    // q, k and v stacked at load: the fused normQkv reads [wq; wk; wv] through one binding.
+    stacked(lw, l, 'wqkv', ['wq', 'wk', 'wv']);
+    if (c.attentionBias) stacked(lw, l, 'bqkv', ['bq', 'bk', 'bv']);
     return lw as LayerWeights; // every required field is in the table; biases only when the config has them
   });
   const finalNorm = get(FINAL_NORM);

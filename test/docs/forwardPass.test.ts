@@ -20,7 +20,9 @@ const calls = LLAMA.flatMap((line, i) => {
 
 describe('src/model/llama.ts', () => {
   it('calls the backend (a sanity check on the parsing above)', () => {
-    expect(calls.map((c) => c.op)).toEqual(expect.arrayContaining(['embedding', 'rmsnorm', 'matmul', 'attention', 'swiglu']));
+    expect(calls.map((c) => c.op)).toEqual(
+      expect.arrayContaining(['embedding', 'normQkv', 'ropeKvWrite', 'attention', 'matmulAdd', 'normGateUpSwiglu', 'normMatmul']),
+    );
   });
 
   it.each(calls.map((c) => [c.i + 1, c.op, c.i] as const))('line %i (be.%s) has a shape comment', (_line, _op, i) => {

@@ -685,10 +685,11 @@ describe('kill and resume (child processes)', () => {
         expect(r.stdout).toMatch(/complete\n +prompts +plain refused.*\ntotal +80 /);
         break;
       }
-      // Most kills land while prompts run (a few ms after start-up); some during start-up itself.
+      // Most kills land while prompts run (after this run has written at least one line, so that the
+      // kill points spread out however slow a busy machine makes the child); some during start-up itself.
       if (rand() < 0.2) await sleep(rand() * 300);
       else {
-        await child.progressed(1);
+        await child.progressed(2);
         await sleep(rand() * 20);
       }
       child.kill('SIGKILL');

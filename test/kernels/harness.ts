@@ -58,25 +58,37 @@ export interface SplitTable {
 
 /**
  * WebGPU only (the CPU never splits a weight): the op's variants on a second backend whose weight
- * bindings are forced to SPLIT_BINDING_BYTES, so a (37, 9) table, in each dtype, lies in several
- * buffers (a big vocabulary over the binding limit, in miniature). Nothing where there is no adapter.
+ * bindings are forced to SPLIT_BINDING_BYTES, so that small test weights lie in several buffers (a
+ * big vocabulary over the binding limit, in miniature). Nothing where there is no adapter.
  */
-export async function describeSplit(op: OpName, name: string, body: (t: VariantUnderTest, c: SplitTable) => Promise<void>): Promise<void> {
+export async function describeOnSplit(
+  op: OpName,
+  name: string,
+  body: (t: VariantUnderTest, be: WebGpuBackend) => Promise<void>,
+): Promise<void> {
   splitGpu ??= gpu && (await webGpuUnderTest({ maxBindingBytesOverride: SPLIT_BINDING_BYTES }));
   const be = splitGpu;
   if (!be) return;
-  const test = (t: VariantUnderTest) => async () => {
+  describeOp(op, (t) => it(name, () => body(t, be), TIMEOUT), [be]);
+}
+
+/** Weight rows per buffer on the split backend, for rows of `rowElements` elements in `dtype`. */
+export const splitRows = (dtype: DType, rowElements: number): number =>
+  Math.floor(SPLIT_BINDING_BYTES / (rowElements * (dtype === 'f32' ? 4 : 2)));
+
+/** describeOnSplit with a (37, 9) table in each dtype, uploaded split by rows across several buffers. */
+export async function describeSplit(op: OpName, name: string, body: (t: VariantUnderTest, c: SplitTable) => Promise<void>): Promise<void> {
+  await describeOnSplit(op, name, async (t, be) => {
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       const [V, D] = [37, 9]; // D odd: half-precision chunks start mid-word in the unsplit layout
       const r = rng(dtype.length);
       const { host, ref } = makeWeight(dtype, [V, D], weightData(r, V * D));
       const w = be.uploadWeight(host) as GpuWeight;
-      expect(w.chunks.length).toBe(Math.ceil(V / Math.floor(SPLIT_BINDING_BYTES / (D * (dtype === 'f32' ? 4 : 2)))));
+      expect(w.chunks.length).toBe(Math.ceil(V / splitRows(dtype, D)));
       expect(w.chunks.length).toBeGreaterThan(1);
       await withScope(be, (s) => body(t, { be, s, dtype, V, D, r, ref, w }));
     }
-  };
-  describeOp(op, (t) => it(name, test(t), TIMEOUT), [be]);
+  });
 }
 
 /** One variant under test: the backend (with the variant forced for the duration of each test) and its entry. */
@@ -223,3 +235,55 @@ afterAll(() => {
   const lines = [...deltas].map(([k, v]) => `  ${k.padEnd(40)} max|Δ| ${v.max.toExponential(2)}   max |Δ|/tol ${v.ratio.toFixed(3)}`);
   if (lines.length) process.stderr.write(`[kernels] measured differences vs the references:\n${lines.join('\n')}\n`);
 });
+
+// --- the fused ops' references --------------------------------------------------------------------------
+
+/**
+ * x (M, K) through RMSNorm in float64, never rounded: w[k] · x[m, k] / sqrt(mean(x[m, ·]²) + eps). The
+ * fused ops' references (normQkv, normGateUpSwiglu, normMatmul) start from it, independently of the
+ * code under test (whose v1 rounds it to f32 through rmsnorm, and whose v2 never stores it).
+ */
+export function rmsnormF64(x: Float32Array, norm: Float32Array, M: number, K: number, eps: number): Float64Array {
+  const out = new Float64Array(M * K);
+  for (let m = 0; m < M; m++) {
+    let ss = 0;
+    for (let k = 0; k < K; k++) ss += x[m * K + k] ** 2;
+    const scale = 1 / Math.sqrt(ss / K + eps);
+    for (let k = 0; k < K; k++) out[m * K + k] = norm[k] * x[m * K + k] * scale;
+  }
+  return out;
+}
+
+/**
+ * A projection of normalised rows in float64: value[m, n] = Σ_k xn[m, k]·w[n, k] + b[n], and beside
+ * it the bound on any correct f32 evaluation, per output:
+ *   (2K + 20)·u·(Σ_k |xn·w| + |b|).
+ * Why: each normalised element is within (K + 16)·u relatively of xn (rmsnorm's bound: the sum of K
+ * squares, the sqrt, the division and two products; whether rounded to f32 first, v1, or not, the
+ * fused kernels), which moves the sum by at most (K + 16)·u·Σ|xn·w|; the sum itself, in any order,
+ * adds (K + 2)·u·(Σ|xn·w| + |b|) as matmul's bound; the cross term is below the 2u left over.
+ */
+export function normedProjectionF64(
+  xn: Float64Array,
+  w: Float32Array,
+  bias: Float32Array | undefined,
+  M: number,
+  N: number,
+  K: number,
+): { value: Float64Array; bound: Float64Array } {
+  const value = new Float64Array(M * N);
+  const bound = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = bias ? bias[n] : 0;
+      let abs = bias ? Math.abs(bias[n]) : 0;
+      for (let k = 0; k < K; k++) {
+        s += xn[m * K + k] * w[n * K + k];
+        abs += Math.abs(xn[m * K + k] * w[n * K + k]);
+      }
+      value[m * N + n] = s;
+      bound[m * N + n] = (2 * K + 20) * u * abs + 1e-37;
+    }
+  }
+  return { value, bound };
+}

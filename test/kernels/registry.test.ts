@@ -68,6 +68,13 @@ describe('--kernel values', () => {
   it('an op forced to two variants is refused', () => {
     expect(roseError(() => parseKernelChoice('matmul=1,matmul=3')).message).toMatch(/matmul is forced twice \(v1 and v3\)/);
   });
+
+  it('unfused forces every fused op to v1 (the composition of the separate ops), beside other choices', () => {
+    const v1 = { normQkv: 1, ropeKvWrite: 1, matmulAdd: 1, normGateUpSwiglu: 1, normMatmul: 1 }; // the fused ops, by hand
+    expect(parseKernelChoice('unfused')).toEqual(v1);
+    expect(parseKernelChoice(['matmul=3', 'unfused'])).toEqual({ matmul: 3, ...v1 });
+    expect(roseError(() => parseKernelChoice('unfused,matmulAdd=2')).message).toMatch(/matmulAdd is forced twice \(v1 and v2\)/);
+  });
 });
 
 describe('a backend checks the choice it is given', () => {

@@ -91,7 +91,14 @@ describe.each([
             .filter(([, v]) => v !== undefined)
             .map(([k, v]) => [k, v.name]),
         );
-        expect(got).toEqual(Object.fromEntries(names.map((n) => [FIELD[n.split('.').slice(-2).join('.')], n])));
+        // q, k and v are loaded as one stack (the fused normQkv reads it), each a part of it.
+        const stacks = {
+          wqkv: `model.layers.${l}.self_attn.qkv_proj.weight`,
+          ...(attentionBias && { bqkv: `model.layers.${l}.self_attn.qkv_proj.bias` }),
+        };
+        expect(got).toEqual({ ...Object.fromEntries(names.map((n) => [FIELD[n.split('.').slice(-2).join('.')], n])), ...stacks });
+        expect(layer.wqkv.parts).toEqual([layer.wq, layer.wk, layer.wv]);
+        if (attentionBias) expect(layer.bqkv?.parts).toEqual([layer.bq, layer.bk, layer.bv]);
       }
     } finally {
       backend.destroy();

@@ -7,6 +7,9 @@
  * the page runs every transformers fixture (window.roseWeb.runChecks, web/rose-web.ts):
  *   - ROSE α = 0.5 greedy decoded by the library's own loop through the KV cache on tiny-gqa-bf16-tied:
  *     exact tokens;
+ *   - on the other fixtures, the first steps of α = 0 decoded through the KV cache on transformers'
+ *     tokens (one forward of the batch of two a step: the fused decode kernels, as the decoded run
+ *     above uses them), logits within 1e-4;
  *   - the runs α ∈ {0, 0.5, 1} replayed in one left-padded batch (all prompts followed by each run's
  *     tokens, every position's logits): the prefill of the batch of two at every real position, every
  *     step's logits and scores within 1e-4, and at every step the fused WGSL decision's argmax equal
@@ -50,6 +53,16 @@ const ALPHAS = [0, 0.5, 1];
  * decoded run is the budget: SwiftShader's decode matvec costs ~0.4 s a step on these 2 cores.
  */
 const DECODED = { fixture: 'tiny-gqa-bf16-tied', alpha: 0.5 };
+/**
+ * Steps of α = 0 decoded through the KV cache on each other fixture (step 0 is the prefill's, then one
+ * decode step each): the fused decode kernels in f32 and f16 (with biases), beside the decoded run's bf16.
+ */
+const CACHED_STEPS = 3;
+/**
+ * The first fixture's test awaits the page's whole run (every fixture, one page.evaluate): 60-90 s on
+ * two quiet cores, 135 s when other jobs load them (seen at load average 14), over vitest's 120 s.
+ */
+const PAGE_TIMEOUT = 300_000;
 
 /** --enable-unsafe-webgpu is the one that matters (see above); the rest keep Chromium off the network. */
 const CHROMIUM_ARGS = [
@@ -123,6 +136,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
         return {
           checkpoint: `fixtures/${name}/`,
           rows: [fx.ref.rows[fx.ref.pos_row].tokens, fx.ref.rows[fx.ref.rev_row].tokens],
+          cachedSteps: name === DECODED.fixture ? 0 : CACHED_STEPS,
           runs: ALPHAS.map((alpha) => {
             const run = fx.ref.rose.runs.find((r) => r.alpha === alpha)!;
             const decoded = name === DECODED.fixture && alpha === DECODED.alpha; // the library decodes it; the rest replay transformers' tokens
@@ -142,71 +156,88 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)('browser (headless Chromium, WebGPU th
       }
     })());
 
-  it.skipIf(!HAVE_CHROMIUM).each(FIXTURES)('%s: prefill, and ROSE α ∈ {0, 0.5, 1} step by step, match transformers', async (name) => {
-    const got = (await runAll())[FIXTURES.indexOf(name)];
-    const fx = loadFixture(name);
-    const V = got.vocab;
-    const measured: Record<string, number> = {};
+  it.skipIf(!HAVE_CHROMIUM).each(FIXTURES)(
+    '%s: prefill, and ROSE α ∈ {0, 0.5, 1} step by step, match transformers',
+    async (name) => {
+      const got = (await runAll())[FIXTURES.indexOf(name)];
+      const fx = loadFixture(name);
+      const V = got.vocab;
+      const measured: Record<string, number> = {};
 
-    // Prefill: every real position of both rows, from a left-padded batch. got.prefill is [positive,
-    // reverse]; the reference names its rows by their place in its batch (pos_row, rev_row).
-    const prefillRefs = [fx.ref.pos_row, fx.ref.rev_row].map((r) => fx.ref.prefill.tensors[r === 0 ? 'batched_row0' : 'batched_row1']);
-    for (let b = 0; b < 2; b++) {
-      const want = fx.tensor(prefillRefs[b]);
-      const have = Float32Array.from(got.prefill[b]);
-      expect(have.length, `prefill row ${b}: positions × vocab`).toBe(want.data.length);
-      measured[`prefill row ${b}`] = maxAbsDiff(have, want.data);
-      expect(measured[`prefill row ${b}`], `prefill row ${b}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
-      for (let t = 0; t < want.shape[0]; t++) {
-        expect(argmax(have, t * V, (t + 1) * V), `prefill row ${b}: argmax at position ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
+      // Prefill: every real position of both rows, from a left-padded batch. got.prefill is [positive,
+      // reverse]; the reference names its rows by their place in its batch (pos_row, rev_row).
+      const prefillRefs = [fx.ref.pos_row, fx.ref.rev_row].map((r) => fx.ref.prefill.tensors[r === 0 ? 'batched_row0' : 'batched_row1']);
+      for (let b = 0; b < 2; b++) {
+        const want = fx.tensor(prefillRefs[b]);
+        const have = Float32Array.from(got.prefill[b]);
+        expect(have.length, `prefill row ${b}: positions × vocab`).toBe(want.data.length);
+        measured[`prefill row ${b}`] = maxAbsDiff(have, want.data);
+        expect(measured[`prefill row ${b}`], `prefill row ${b}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
+        for (let t = 0; t < want.shape[0]; t++) {
+          expect(argmax(have, t * V, (t + 1) * V), `prefill row ${b}: argmax at position ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
+        }
       }
-    }
 
-    expect(got.runs.map((r) => r.alpha)).toEqual(ALPHAS);
-    for (const run of got.runs) {
-      const ref = fx.ref.rose.runs.find((r) => r.alpha === run.alpha)!;
-      const what = (x: string) => `α=${run.alpha} ${x}`;
-      // The decoded run: the library's loop gave transformers' tokens, exactly.
-      expect(run.decoded).toBe(name === DECODED.fixture && run.alpha === DECODED.alpha);
-      expect(run.tokens, what('tokens')).toEqual(ref.tokens);
-      const want = {
-        pos: fx.tensor(ref.tensors.logits_pos).data,
-        rev: fx.tensor(ref.tensors.logits_rev).data,
-        scores: fx.tensor(ref.tensors.scores).data,
-        probs: fx.tensor(ref.tensors.probs).data,
-      };
-      const pos = Float32Array.from(run.decodePos);
-      const rev = Float32Array.from(run.decodeRev);
-      const probs = Float32Array.from(run.probs);
-      expect(pos.length).toBe(ref.steps * V);
-      const scores = pos.map((v, i) => v - run.alpha * rev[i]);
-      for (const [k, have, ref2] of [
-        ['decode logits pos', pos, want.pos],
-        ['decode logits rev', rev, want.rev],
-        ['scores', scores, want.scores],
-      ] as const) {
-        const d = maxAbsDiff(have, ref2.subarray(0, have.length));
-        measured[what(k)] = d;
-        expect(d, what(`${k}: max |Δ| vs transformers`)).toBeLessThanOrEqual(LOGIT_TOL);
+      // The decode path through the KV cache (fused kernels): α = 0's first steps on transformers' tokens.
+      if (name !== DECODED.fixture) {
+        const ref = fx.ref.rose.runs.find((r) => r.alpha === ALPHAS[0])!;
+        for (const [k, have, want] of [
+          ['cached decode logits pos', got.cached.pos, fx.tensor(ref.tensors.logits_pos).data],
+          ['cached decode logits rev', got.cached.rev, fx.tensor(ref.tensors.logits_rev).data],
+        ] as const) {
+          expect(have.length, k).toBe(CACHED_STEPS * V);
+          measured[k] = maxAbsDiff(Float32Array.from(have), want.subarray(0, have.length));
+          expect(measured[k], `${k}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
+        }
       }
-      // The fused WGSL decision at each step: transformers' token, and its probabilities (bar: helpers/fixtures.ts).
-      expect(run.argmax, what("the fused kernel's argmax at each step")).toEqual(ref.tokens);
-      for (let s = 0; s < ref.steps; s++) {
-        const at = (a: Float32Array) => a.subarray(s * V, (s + 1) * V);
-        const bar = scoreErrorRange(at(pos), at(rev), at(want.pos), at(want.rev), run.alpha) / 4 + PROBS_ROUNDING.webgpu;
-        const d = maxAbsDiff(at(probs), at(want.probs));
-        measured[what('probs')] = Math.max(measured[what('probs')] ?? 0, d);
-        expect(d, what(`probs at step ${s} (bar ${bar.toExponential(2)})`)).toBeLessThanOrEqual(bar);
-      }
-    }
 
-    process.stdout.write(
-      `browser max |Δ| vs transformers (${name}): ${Object.entries(measured)
-        .map(([k, v]) => `${k} ${v.toExponential(2)}`)
-        .join('; ')}; overall ${Math.max(...Object.values(measured)).toExponential(2)} (bar ${LOGIT_TOL} on logits)\n` +
-        `browser timings (${name}, ms): ${Object.entries(got.ms)
-          .map(([k, v]) => `${k} ${v.toFixed(0)}`)
-          .join(', ')}\n`,
-    );
-  });
+      expect(got.runs.map((r) => r.alpha)).toEqual(ALPHAS);
+      for (const run of got.runs) {
+        const ref = fx.ref.rose.runs.find((r) => r.alpha === run.alpha)!;
+        const what = (x: string) => `α=${run.alpha} ${x}`;
+        // The decoded run: the library's loop gave transformers' tokens, exactly.
+        expect(run.decoded).toBe(name === DECODED.fixture && run.alpha === DECODED.alpha);
+        expect(run.tokens, what('tokens')).toEqual(ref.tokens);
+        const want = {
+          pos: fx.tensor(ref.tensors.logits_pos).data,
+          rev: fx.tensor(ref.tensors.logits_rev).data,
+          scores: fx.tensor(ref.tensors.scores).data,
+          probs: fx.tensor(ref.tensors.probs).data,
+        };
+        const pos = Float32Array.from(run.decodePos);
+        const rev = Float32Array.from(run.decodeRev);
+        const probs = Float32Array.from(run.probs);
+        expect(pos.length).toBe(ref.steps * V);
+        const scores = pos.map((v, i) => v - run.alpha * rev[i]);
+        for (const [k, have, ref2] of [
+          ['decode logits pos', pos, want.pos],
+          ['decode logits rev', rev, want.rev],
+          ['scores', scores, want.scores],
+        ] as const) {
+          const d = maxAbsDiff(have, ref2.subarray(0, have.length));
+          measured[what(k)] = d;
+          expect(d, what(`${k}: max |Δ| vs transformers`)).toBeLessThanOrEqual(LOGIT_TOL);
+        }
+        // The fused WGSL decision at each step: transformers' token, and its probabilities (bar: helpers/fixtures.ts).
+        expect(run.argmax, what("the fused kernel's argmax at each step")).toEqual(ref.tokens);
+        for (let s = 0; s < ref.steps; s++) {
+          const at = (a: Float32Array) => a.subarray(s * V, (s + 1) * V);
+          const bar = scoreErrorRange(at(pos), at(rev), at(want.pos), at(want.rev), run.alpha) / 4 + PROBS_ROUNDING.webgpu;
+          const d = maxAbsDiff(at(probs), at(want.probs));
+          measured[what('probs')] = Math.max(measured[what('probs')] ?? 0, d);
+          expect(d, what(`probs at step ${s} (bar ${bar.toExponential(2)})`)).toBeLessThanOrEqual(bar);
+        }
+      }
+
+      process.stdout.write(
+        `browser max |Δ| vs transformers (${name}): ${Object.entries(measured)
+          .map(([k, v]) => `${k} ${v.toExponential(2)}`)
+          .join('; ')}; overall ${Math.max(...Object.values(measured)).toExponential(2)} (bar ${LOGIT_TOL} on logits)\n` +
+          `browser timings (${name}, ms): ${Object.entries(got.ms)
+            .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+            .join(', ')}\n`,
+      );
+    },
+    PAGE_TIMEOUT,
+  );
 });

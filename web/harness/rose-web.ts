@@ -140,6 +140,11 @@ export interface CheckRequest {
   /** Token ids: row 0 is the positive prompt, row 1 the reverse prompt. Left-padded to one length. */
   readonly rows: readonly (readonly number[])[];
   readonly runs: readonly RunRequest[];
+  /**
+   * Steps of the first run to decode through the KV cache (prefill, then one forward of M = 2 per
+   * token: the fused decode kernels), feeding its tokens; their logits come back in `cached`. Default 0.
+   */
+  readonly cachedSteps?: number;
 }
 
 export interface RunResult {
@@ -162,7 +167,9 @@ export interface CheckResult {
   /** Per row: the logits of its real (non-pad) prompt positions, (length_r · V) flattened, from a left-padded batch. */
   readonly prefill: number[][];
   readonly runs: RunResult[];
-  readonly ms: { fetch: number; upload: number; decode: number; replay: number; contrast: number };
+  /** The first run's first cachedSteps steps through the KV cache: each row's logits, (cachedSteps · V) flattened. */
+  readonly cached: { pos: number[]; rev: number[] };
+  readonly ms: { fetch: number; upload: number; decode: number; cached: number; replay: number; contrast: number };
 }
 
 /**
@@ -211,6 +218,23 @@ async function checkOne(req: CheckRequest, report: AdapterReport, loaded: Loaded
     );
   }
   const decodeMs = performance.now() - t;
+
+  // 1b. The decode path itself, through the KV cache: step 0 is the prefill's, each later step one
+  // forward of the batch of two on the previous token (M = 2: the fused decode kernels on WebGPU).
+  t = performance.now();
+  const cached = { pos: [] as number[], rev: [] as number[] };
+  if (req.cachedSteps) {
+    const cache = model.newKvCache(2, Math.max(pos.length, rev.length) + req.cachedSteps);
+    let step = model.prefill(cache, [pos, rev]).logits; // (2, V)
+    for (let s = 0; s < req.cachedSteps; s++) {
+      if (s > 0) step = model.forward(cache, Int32Array.of(streams[0][s - 1], streams[0][s - 1])); // (2, V)
+      const l = await backend.read(step);
+      cached.pos.push(...l.subarray(0, V));
+      cached.rev.push(...l.subarray(V, 2 * V));
+    }
+    for (const c of [...cache.k, ...cache.v, cache.rope]) backend.free(c);
+  }
+  const cachedMs = performance.now() - t;
 
   // 2. The replay: for run r, rows 2r and 2r + 1 are the prompts followed by the run's tokens (the last
   // token is never fed: its logits would be step `steps`, which no run has).
@@ -262,7 +286,8 @@ async function checkOne(req: CheckRequest, report: AdapterReport, loaded: Loaded
     vocab: V,
     prefill,
     runs,
-    ms: { fetch: loaded.fetchMs, upload: loaded.uploadMs, decode: decodeMs, replay: replayMs, contrast: contrastMs },
+    cached,
+    ms: { fetch: loaded.fetchMs, upload: loaded.uploadMs, decode: decodeMs, cached: cachedMs, replay: replayMs, contrast: contrastMs },
   };
 }
 

@@ -28,7 +28,7 @@
 import { totalmem } from 'node:os';
 import { RoseError } from '../../errors.ts';
 import type { Backend, DType, HostWeight, Tensor, Weight } from '../backend.ts';
-import { bytesPerElement, gib, numel } from '../backend.ts';
+import { bytesPerElement, gib, numel, stackRows } from '../backend.ts';
 import { describeChoice, type KernelChoice, type OpName } from '../registry.ts';
 import { VariantBackend } from '../variantBackend.ts';
 import { widenToF32 } from './dtype.ts';
@@ -65,7 +65,13 @@ export class CpuWeight implements Weight {
     private readonly f32: Float32Array | undefined,
     readonly chunks?: readonly WeightChunk[],
     readonly at?: Place,
+    /** A stacked weight's parts: views of its rows in each of its layouts (Weight.parts). */
+    readonly parts?: readonly CpuWeight[],
   ) {}
+  /** Whether the f32 layout is kept. */
+  get hasF32(): boolean {
+    return this.f32 !== undefined;
+  }
   /** The f32 values (vectors; matrices kept in that layout). */
   get data(): Float32Array {
     if (this.f32) return this.f32;
@@ -246,6 +252,26 @@ export class CpuBackend extends VariantBackend<CpuBackend> implements Backend {
     }
     return new CpuWeight(hw.name, hw.shape, hw.dtype, f32, chunks);
   }
+  /**
+   * The stack uploaded as one weight, in every layout uploadWeight keeps; each part is a view of its
+   * rows in each of them (a subarray of the f32 values, sub-ranges of the stored row chunks, an offset
+   * into the vector's block), so the pool's workers and the WebAssembly kernels see the same memory.
+   */
+  uploadStacked(name: string, hosts: readonly HostWeight[]): Weight {
+    const stacked = stackRows(name, hosts);
+    const whole = this.uploadWeight({ name, ...stacked }) as CpuWeight;
+    const rowLength = numel(stacked.shape.slice(1));
+    const f32 = whole.hasF32 ? whole.data : undefined;
+    const parts = hosts.map((h, i) => {
+      const start = stacked.starts[i];
+      const rows = h.shape.length ? h.shape[0] : 1;
+      const data = f32?.subarray(start * rowLength, (start + rows) * rowLength);
+      const at = whole.at && { arena: whole.at.arena, ptr: whole.at.ptr + 4 * start * rowLength };
+      const chunks = whole.chunks && rowsOfChunks(whole.chunks, start, rows, rowLength * bytesPerElement[stacked.dtype]);
+      return new CpuWeight(h.name, h.shape, stacked.dtype, data, chunks, at);
+    });
+    return new CpuWeight(name, stacked.shape, stacked.dtype, f32, whole.chunks, whole.at, parts);
+  }
   alloc(shape: readonly number[]): Tensor {
     const n = numel(shape);
     if (this.tier === 'wasm') {
@@ -284,4 +310,15 @@ export class CpuBackend extends VariantBackend<CpuBackend> implements Backend {
     if (this.pool) this.pool.matmul(variant, t(out), t(x), w(weight), bias && w(bias), M, N, K);
     else variant.rows(t(out), t(x), w(weight), bias && w(bias), M, N, K, 0, N);
   }
+}
+
+/** Rows [start, start + rows) of a matrix kept in row chunks, as chunks of their own (row0 relative to start). */
+function rowsOfChunks(chunks: readonly WeightChunk[], start: number, rows: number, rowBytes: number): WeightChunk[] {
+  const out: WeightChunk[] = [];
+  for (const c of chunks) {
+    const lo = Math.max(start, c.row0);
+    const hi = Math.min(start + rows, c.row0 + c.rows);
+    if (lo < hi) out.push({ arena: c.arena, ptr: c.ptr + (lo - c.row0) * rowBytes, row0: lo - start, rows: hi - lo });
+  }
+  return out;
 }

@@ -15,6 +15,7 @@ import type { OpName, OpVariants } from '../registry.ts';
 import type { RunnableVariant } from '../variantBackend.ts';
 import { addInPlaceCpu } from '../addInPlace.ts';
 import { attentionCpu } from '../attention.ts';
+import { composed } from '../composed.ts';
 import { contrastSoftmaxCpu } from '../contrastSoftmax.ts';
 import { embeddingCpu, embeddingStored } from '../embedding.ts';
 import { gatherRowsCpu } from '../gatherRows.ts';
@@ -189,6 +190,12 @@ const variants: { readonly [O in OpName]: readonly CpuVariant<O>[] } = {
         wasmContrastSoftmax({ memory: be.wasm, probs: operand(probs, true), logits: operand(logits), V: last(logits), params }),
     },
   ],
+  // The fused ops: the composition of the ops above (composed.ts), as on every backend.
+  normQkv: only(composed.normQkv.summary, composed.normQkv.run),
+  ropeKvWrite: only(composed.ropeKvWrite.summary, composed.ropeKvWrite.run),
+  matmulAdd: only(composed.matmulAdd.summary, composed.matmulAdd.run),
+  normGateUpSwiglu: only(composed.normGateUpSwiglu.summary, composed.normGateUpSwiglu.run),
+  normMatmul: only(composed.normMatmul.summary, composed.normMatmul.run),
 };
 
 /**

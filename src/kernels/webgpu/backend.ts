@@ -16,7 +16,7 @@ import { bytesPerElement, gib } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
 import { checkKernelChoice, describeChoice, type KernelChoice } from '../registry.ts';
 import { VariantBackend } from '../variantBackend.ts';
-import { GpuContext, type GpuTensor, type GpuStats } from './context.ts';
+import { GpuContext, type GpuStats, type GpuTensor, type GpuTimingMode, type GpuTimingRecord } from './context.ts';
 import { openWebGpu, type AdapterSummary, type OpenedWebGpu, type OpenWebGpuOptions } from './device.ts';
 import { type GpuEncoder, gpuVariants } from './variants.ts';
 
@@ -60,7 +60,12 @@ export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend
     this.adapterDescription =
       opened.describe + (opts.maxBindingBytesOverride ? `; weights split at ${opts.maxBindingBytesOverride} B` : '');
     this.forceKernels(opts.kernels ?? {});
-    this.encoder = { ctx: this.ctx, noBias: this.ctx.createBuf(16, STORAGE_COPY), result: this.ctx.createBuf(16, STORAGE_COPY) };
+    this.encoder = {
+      backend: this,
+      ctx: this.ctx,
+      noBias: this.ctx.createBuf(16, STORAGE_COPY),
+      result: this.ctx.createBuf(16, STORAGE_COPY),
+    };
   }
 
   /** The adapter and its limits, then any forced kernel variants. */
@@ -80,6 +85,19 @@ export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend
   }
   resetStats(): void {
     Object.assign(this.ctx.stats, { dispatches: 0, submits: 0, bytesRead: 0 });
+  }
+
+  /** Whether GPU time can be measured here: the adapter has timestamp queries ('timestamp-query'). */
+  get canTime(): boolean {
+    return this.ctx.canTime;
+  }
+  /** Times the GPU work of the ops called from now on (GpuTimingMode), until stopTiming. */
+  startTiming(mode: GpuTimingMode): void {
+    this.ctx.startTiming(mode);
+  }
+  /** The GPU time of every timed pass since startTiming, in order (after submitting what is recorded). */
+  stopTiming(): Promise<GpuTimingRecord[]> {
+    return this.ctx.stopTiming();
   }
 
   // --- memory -------------------------------------------------------------------------------------
@@ -104,6 +122,9 @@ export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend
 
   uploadWeight(hw: HostWeight): Weight {
     return this.ctx.uploadWeight(hw.name, hw.shape, hw.dtype, hw.bytes, this.maxBindingBytes);
+  }
+  uploadStacked(name: string, parts: readonly HostWeight[]): Weight {
+    return this.ctx.uploadStacked(name, parts, this.maxBindingBytes);
   }
   alloc(shape: readonly number[]): Tensor {
     return this.ctx.allocTensor(shape);

@@ -11,14 +11,14 @@
  * - Pipelines are cached per (kernel, dtype, constants), bind groups per (layout, buffers): the dynamic
  *   uniform offset keeps per-op parameters out of the key.
  */
-import type { DType, Tensor, Weight } from '../backend.ts';
-import { bytesPerElement, numel, roundUp } from '../backend.ts';
+import type { DType, HostWeight, Tensor, Weight } from '../backend.ts';
+import { bytesPerElement, numel, roundUp, stackRows } from '../backend.ts';
 import { RoseError } from '../../errors.ts';
 import { UNIFORM_SLOT_BYTES, type UniformFields, type UniformValues } from './uniforms.ts';
 import type { KernelDtypes, WgslKernel } from './wgsl.ts';
 
 /** WebGPU enum values, fixed by the spec; spelled out so Node needs no GPUBufferUsage global. */
-const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+const USAGE = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80, QUERY_RESOLVE: 0x200 } as const;
 const MAP_MODE_READ = 0x1;
 const STAGE_COMPUTE = 0x4;
 
@@ -44,11 +44,16 @@ export class GpuTensor implements Tensor {
   }
 }
 
-/** Rows [row0, row0 + rows) of a weight, in their own buffer (see GpuContext.uploadWeight). */
+/**
+ * Rows [row0, row0 + rows) of a weight, held in `buf` from its row `bufRow0` on (see
+ * GpuContext.uploadWeight). bufRow0 is 0 except in a part of a stacked weight (uploadStacked), which
+ * shares its buffers with the whole: kernels that read a chunk index rows from bufRow0.
+ */
 export interface WeightChunk {
   readonly buf: GpuBuf;
   readonly row0: number;
   readonly rows: number;
+  readonly bufRow0: number;
 }
 
 export class GpuWeight implements Weight {
@@ -58,14 +63,48 @@ export class GpuWeight implements Weight {
     readonly dtype: DType,
     /** Split by rows (shape[0]) so that no binding exceeds the limit; usually a single chunk. */
     readonly chunks: readonly WeightChunk[],
+    /** A stacked weight's parts, views of its rows (Weight.parts). */
+    readonly parts?: readonly GpuWeight[],
   ) {}
-  /** The whole weight as one binding; for the small 1-D weights (norms, biases) that never split. */
+  /** The whole weight as one binding, from its first element; for the norms, which never split nor stack. */
   single(op: string): GpuBuf {
+    const c = this.singleChunk(op);
+    if (c.bufRow0 !== 0) throw new Error(`${op}: weight ${this.name} is a part of a stacked weight; bind it with singleChunk()`);
+    return c.buf;
+  }
+  /** The whole weight as one chunk (a bias, which may be a part of a stacked bias: mind bufRow0). */
+  singleChunk(op: string): WeightChunk {
     if (this.chunks.length !== 1) {
       throw new RoseError('LIMIT', `${op}: weight ${this.name} is split across ${this.chunks.length} buffers`, 'raise the binding limit');
     }
-    return this.chunks[0].buf;
+    return this.chunks[0];
   }
+  /** Rows [row0, row0 + rows) as a weight of their own, sharing this one's buffers (no copy). */
+  view(name: string, row0: number, rows: number): GpuWeight {
+    const chunks: WeightChunk[] = [];
+    for (const c of this.chunks) {
+      const from = Math.max(row0, c.row0);
+      const to = Math.min(row0 + rows, c.row0 + c.rows);
+      if (from < to) chunks.push({ buf: c.buf, row0: from - row0, rows: to - from, bufRow0: c.bufRow0 + from - c.row0 });
+    }
+    return new GpuWeight(name, [rows, ...this.shape.slice(1)], this.dtype, chunks);
+  }
+}
+
+/**
+ * Row ranges [row0, row0 + rows) over which each of several weights with the same rows lies within
+ * one of its chunks: a kernel that reads row n of all of them (gate and up) binds one chunk of each
+ * and dispatches once per range. Weights that never split give one range.
+ */
+export function alignedChunks(weights: readonly GpuWeight[]): { row0: number; rows: number; chunks: WeightChunk[] }[] {
+  const rows = weights[0].shape[0];
+  if (weights.some((w) => w.shape[0] !== rows)) throw new Error(`alignedChunks: ${weights.map((w) => w.name)} differ in rows`);
+  const cuts = [...new Set(weights.flatMap((w) => w.chunks.map((c) => c.row0)).concat(rows))].sort((a, b) => a - b);
+  return cuts.slice(0, -1).map((row0, i) => ({
+    row0,
+    rows: cuts[i + 1] - row0,
+    chunks: weights.map((w) => w.chunks.find((c) => c.row0 <= row0 && row0 < c.row0 + c.rows)!),
+  }));
 }
 
 export interface DispatchSpec<F extends UniformFields = UniformFields> {
@@ -87,6 +126,21 @@ export interface GpuStats {
   submits: number;
   bytesRead: number;
 }
+
+/**
+ * What GPU timing measures (timestamp queries: the adapter's 'timestamp-query' feature).
+ *   'passes':      each compute pass, as recorded (a decode step is one pass): the GPU time of the work itself.
+ *   'dispatches':  each dispatch in a pass of its own, labelled by its kernel: time per kernel. Pass
+ *                  boundaries add a little, so the sum is a bit above the 'passes' time of the same work.
+ */
+export type GpuTimingMode = 'passes' | 'dispatches';
+export interface GpuTimingRecord {
+  /** The kernel ('dispatches'), or 'pass'. */
+  readonly label: string;
+  readonly ms: number;
+}
+/** Timestamps per submit: two per pass, at most this many (WebGPU's largest query set). */
+const QUERY_COUNT = 4096;
 
 export interface GpuLimits {
   readonly maxStorageBufferBindingSize: number;
@@ -116,6 +170,11 @@ export class GpuContext {
   private lostReason: string | undefined;
   private destroyed = false;
   private corruptNextPipeline = false;
+  /** GPU timing: the mode, the query set, the labels of this recording's passes, the submits' records to come. */
+  private timing: GpuTimingMode | undefined;
+  private querySet: GPUQuerySet | undefined;
+  private readonly timedPasses: string[] = [];
+  private readonly timingsPending: Promise<GpuTimingRecord[]>[] = [];
 
   /** `adapter` names the adapter in every fault message, so a report says which device failed. */
   constructor(
@@ -199,9 +258,22 @@ export class GpuContext {
       const buf = this.createBuf(part.byteLength, USAGE.STORAGE | USAGE.COPY_DST, true);
       new Uint8Array(buf.buffer.getMappedRange()).set(part); // padded tail stays zero
       buf.buffer.unmap();
-      chunks.push({ buf, row0, rows: n });
+      chunks.push({ buf, row0, rows: n, bufRow0: 0 });
     }
     return new GpuWeight(name, shape, dtype, chunks);
+  }
+
+  /**
+   * Uploads weights that share their row length as ONE weight, their rows stacked in order (e.g.
+   * [wq; wk; wv]), split by rows like any weight, and returns it with each part as a view of its rows
+   * (GpuWeight.parts): a fused kernel reads the whole through one binding, the other ops read each
+   * part, and the memory is paid once. Parts of different dtypes are stacked in f32 (exact).
+   */
+  uploadStacked(name: string, parts: readonly HostWeight[], maxBindingBytes: number): GpuWeight {
+    const { dtype, shape, bytes, starts } = stackRows(name, parts);
+    const whole = this.uploadWeight(name, shape, dtype, bytes, maxBindingBytes);
+    const views = parts.map((p, i) => whole.view(p.name, starts[i], p.shape.length ? p.shape[0] : 1));
+    return new GpuWeight(name, shape, dtype, whole.chunks, views);
   }
 
   /**
@@ -237,6 +309,7 @@ export class GpuContext {
   dispatch<F extends UniformFields>(spec: DispatchSpec<F>): void {
     const [gx, gy] = this.grid(spec.groups);
     if (gx === 0 || gy === 0) return;
+    if (this.timing && 2 * this.timedPasses.length + 2 > QUERY_COUNT) this.submit(); // the query set is full
     const ints = spec.ints;
     this.ensureArena((ints ? roundUp(ints.byteLength, 16) + 16 : 0) + 2 * this.uniformAlign + UNIFORM_BYTES);
     let intBase = 0;
@@ -252,10 +325,13 @@ export class GpuContext {
     this.begin();
     const layout = this.layout(spec.kernel.access);
     const pipeline = this.pipeline(spec, layout.pipeline);
-    const pass = this.computePass();
+    const own = this.timing === 'dispatches'; // timed alone: a pass of its own, labelled by its kernel
+    if (own) this.endPass();
+    const pass = this.computePass(own ? spec.kernel.name : 'pass');
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, this.bindGroup(spec, layout.group), [uOff]);
     pass.dispatchWorkgroups(gx, gy);
+    if (own) this.endPass();
     this.stats.dispatches++;
   }
 
@@ -269,9 +345,11 @@ export class GpuContext {
   submit(): void {
     if (!this.encoder) return;
     this.endPass();
+    const readTimings = this.resolveTimings();
     const q = this.device.queue;
     if (this.arenaUsed > 0) q.writeBuffer(this.arena.buffer, 0, this.arenaHost, 0, roundUp(this.arenaUsed, 4));
     q.submit([this.encoder.finish()]);
+    if (readTimings) this.timingsPending.push(readTimings());
     this.stats.submits++;
     this.pendingErrors.push(this.device.popErrorScope().then((error) => ({ error, oom: false })));
     this.encoder = undefined;
@@ -316,6 +394,58 @@ export class GpuContext {
       );
   }
 
+  // --- GPU timing -----------------------------------------------------------------------------------
+
+  /** Whether this device can time work: the adapter offers 'timestamp-query' (device.ts requests it). */
+  get canTime(): boolean {
+    return this.device.features.has('timestamp-query');
+  }
+
+  /**
+   * Times the work recorded from now on, until stopTiming (GpuTimingMode says what is timed).
+   * RoseError('BACKEND') when the adapter has no timestamp queries.
+   */
+  startTiming(mode: GpuTimingMode): void {
+    if (!this.canTime)
+      throw new RoseError(
+        'BACKEND',
+        `${this.adapter} has no timestamp queries (the 'timestamp-query' feature)`,
+        'GPU time needs an adapter with it',
+      );
+    this.submit(); // earlier work is not ours to time
+    this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: QUERY_COUNT });
+    this.timing = mode;
+  }
+
+  /** Submits what is recorded and returns the GPU time of every timed pass since startTiming, in order. */
+  async stopTiming(): Promise<GpuTimingRecord[]> {
+    this.submit();
+    this.timing = undefined;
+    const records = await Promise.all(this.timingsPending.splice(0));
+    await this.checkErrors();
+    return records.flat();
+  }
+
+  /** Resolves this recording's timestamps into a buffer; returns what reads them once submitted. */
+  private resolveTimings(): (() => Promise<GpuTimingRecord[]>) | undefined {
+    const labels = this.timedPasses.splice(0);
+    if (labels.length === 0) return undefined;
+    const bytes = 16 * labels.length; // two u64 timestamps per pass
+    const resolved = this.createBuf(bytes, USAGE.QUERY_RESOLVE | USAGE.COPY_SRC);
+    const read = this.createBuf(bytes, USAGE.MAP_READ | USAGE.COPY_DST);
+    this.encoder!.resolveQuerySet(this.querySet!, 0, 2 * labels.length, resolved.buffer, 0);
+    this.encoder!.copyBufferToBuffer(resolved.buffer, 0, read.buffer, 0, bytes);
+    this.toFree.push(resolved.buffer);
+    return async () => {
+      await read.buffer.mapAsync(MAP_MODE_READ, 0, bytes);
+      const ns = new BigUint64Array(read.buffer.getMappedRange(0, bytes).slice(0));
+      read.buffer.unmap();
+      read.buffer.destroy();
+      // An end before its beginning (a counter reset, or an adapter's quirk) counts as 0, not as a huge number.
+      return labels.map((label, i) => ({ label, ms: ns[2 * i + 1] > ns[2 * i] ? Number(ns[2 * i + 1] - ns[2 * i]) / 1e6 : 0 }));
+    };
+  }
+
   /**
    * Test hook for the fault paths: 'lost' destroys the device under the backend's feet (a real
    * device loss, as a driver reset would cause); 'pipeline' makes the next new pipeline fail to compile.
@@ -338,6 +468,7 @@ export class GpuContext {
     this.layouts.clear();
     this.bindGroups.clear();
     this.staging.clear();
+    this.querySet?.destroy();
     this.device.destroy();
   }
 
@@ -370,8 +501,16 @@ export class GpuContext {
     this.encoder = this.device.createCommandEncoder();
   }
 
-  private computePass(): GPUComputePassEncoder {
-    this.pass ??= this.encoder!.beginComputePass();
+  /** The open compute pass, or a new one; timed (its two timestamps labelled `label`) while timing is on. */
+  private computePass(label: string): GPUComputePassEncoder {
+    if (this.pass) return this.pass;
+    const i = this.timedPasses.length;
+    if (this.timing) this.timedPasses.push(label);
+    this.pass = this.encoder!.beginComputePass(
+      this.timing
+        ? { timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } }
+        : undefined,
+    );
     return this.pass;
   }
 
@@ -426,7 +565,7 @@ export class GpuContext {
 
   private pipeline<F extends UniformFields>(spec: DispatchSpec<F>, layout: GPUPipelineLayout): GPUComputePipeline {
     const { kernel, dtypes = {} } = spec;
-    const key = `${kernel.name}|${dtypes.weight ?? ''}|${dtypes.bias ?? ''}`;
+    const key = `${kernel.name}|${dtypes.weight ?? ''}|${dtypes.bias ?? ''}|${dtypes.norm ?? ''}`;
     let p = this.pipelines.get(key);
     if (!p) {
       const code = this.corruptNextPipeline ? 'this is not WGSL' : kernel.code(dtypes);

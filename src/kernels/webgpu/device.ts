@@ -109,6 +109,9 @@ async function dawnCreate(flags: string[], env: Record<string, string>): Promise
   // Dynamic: a bundler for the browser never sees this import (the browser path uses navigator.gpu).
   const mod = 'webgpu';
   const { create } = (await import(/* @vite-ignore */ mod)) as { create: (flags: string[]) => GPU };
+  // Dawn rounds timestamp queries to ~65 µs by default (a browser's defence against timing attacks,
+  // moot in a local process); a kernel's GPU time is often less than that, so keep full resolution.
+  flags = [...flags, 'disable-dawn-features=timestamp_quantization'];
   // Env must be in place before create(): EGL and the Vulkan loader read it when the instance starts.
   for (const [k, v] of Object.entries(env)) {
     envBefore[k] = process.env[k];
@@ -230,7 +233,9 @@ async function tryCandidate(c: Candidate, forced: boolean): Promise<OpenedWebGpu
   const requiredLimits: Record<string, number> = {};
   const al = adapter.limits as unknown as Record<string, number>;
   for (const k of WANTED_LIMITS) if (typeof al[k] === 'number') requiredLimits[k] = al[k];
-  const device = await adapter.requestDevice({ requiredLimits });
+  // GPU timing where the adapter has it (the bench's GPU time per kernel); nothing is timed unless asked.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const isSoftware = software || c.choice !== 'gpu';
   const opened: OpenedWebGpu = {
     device,

@@ -64,14 +64,87 @@ fn ${name}(li: u32, v: ${type}) -> ${type} {${reuse}
 `;
 }
 
+/**
+ * A workgroup reduction with ONE barrier, for reductions whose `size` partial values are few: each
+ * thread writes its value, and after the barrier every thread folds all of them, in thread order
+ * (`size` reads each, from workgroup memory, where a tree would take log2(size) barriers). Software
+ * adapters run a barrier by switching between every invocation of the workgroup, so there a barrier
+ * costs far more than the reads; on a GPU the reads are broadcasts. The result is the same in every
+ * thread. Like any barrier it must be reached by the whole workgroup; call it once per kernel.
+ */
+export function workgroupFold(name: string, type: string, size: number, combine: (a: string, b: string) => string): string {
+  const buf = `${name}Buf`;
+  return `var<workgroup> ${buf}: array<${type}, ${size}>;
+fn ${name}(li: u32, v: ${type}) -> ${type} {
+  ${buf}[li] = v;
+  workgroupBarrier();
+  var total = ${buf}[0];
+  for (var i = 1u; i < ${size}u; i++) { total = ${combine('total', `${buf}[i]`)}; }
+  return total;
+}
+`;
+}
+
+/**
+ * The column sums of a mat4x4 accumulated by every thread (column r for output row r, lane m for
+ * activation row m), with one barrier: fn <name>(li, acc) returns, in thread li < 16, the sum over the
+ * workgroup of acc[li / 4][li % 4], in thread order (other threads get 0). Every thread must call it.
+ */
+export function workgroupLaneSums(name: string, size: number): string {
+  const buf = `${name}Buf`;
+  return `var<workgroup> ${buf}: array<mat4x4f, ${size}>;
+fn ${name}(li: u32, acc: mat4x4f) -> f32 {
+  ${buf}[li] = acc;
+  workgroupBarrier();
+  var total = 0.0;
+  if (li < 16u) { for (var i = 0u; i < ${size}u; i++) { total += ${buf}[i][li / 4u][li % 4u]; } }
+  return total;
+}
+`;
+}
+
 export const sum = (a: string, b: string): string => `${a} + ${b}`;
 export const maxOf = (a: string, b: string): string => `max(${a}, ${b})`;
 export const minOf = (a: string, b: string): string => `min(${a}, ${b})`;
 
-/** The dtypes that select a kernel's weight and bias loaders (part of its pipeline key). */
+/** The dtypes that select a kernel's weight, bias and norm-weight loaders (part of its pipeline key). */
 export interface KernelDtypes {
   readonly weight?: DType;
   readonly bias?: DType;
+  /** The RMSNorm weight of a kernel that normalises its input (a checkpoint may keep norms in f32). */
+  readonly norm?: DType;
+}
+
+/**
+ * Activation rows a decode matvec takes (matmul v2 and the fused decode kernels): one lane of a vec4
+ * of accumulators each, so each weight element is read once for all of them (ROSE's batch of two).
+ */
+export const MATVEC_MAX_M = 4;
+
+/**
+ * What a fused decode kernel needs to read its input through RMSNorm without a dispatch of its own:
+ * the norm weight's loader `loadNorm` (binding `normW`), and for the M ≤ 4 rows of x (K columns,
+ * rows past M repeat row M − 1):
+ *   xs(k)            x[·, k] as a vec4, one lane per row;
+ *   normScale(li)    1 / sqrt(mean(x²) + eps) per row, sum of squares tree-reduced over the WG threads
+ *                    (every workgroup recomputes it: K·M multiply-adds, cheap next to its weight rows);
+ *   normed(k, s)     normW[k] · (x[·, k] · s), the value rmsnorm would have written, in the same order.
+ * Expects `p.M`, `p.K`, `p.eps` in the uniforms and `x` bound; calls its reduction once.
+ */
+export function normedRows(norm: DType, WG: number): string {
+  return `${weightLoader(norm, 'loadNorm', 'normW', 'N_T')}
+${workgroupFold('reduceSquares', 'vec4f', WG, sum)}
+fn xs(k: u32) -> vec4f {
+  let last = p.M - 1u;
+  return vec4f(x[k], x[min(1u, last) * p.K + k], x[min(2u, last) * p.K + k], x[min(3u, last) * p.K + k]);
+}
+fn normScale(li: u32) -> vec4f {
+  var ss = vec4f(0.0);
+  for (var k = li; k < p.K; k += ${WG}u) { let v = xs(k); ss += v * v; }
+  return 1.0 / sqrt(reduceSquares(li, ss) / f32(p.K) + p.eps);
+}
+fn normed(k: u32, s: vec4f) -> vec4f { return loadNorm(k) * (xs(k) * s); }
+`;
 }
 
 /**
