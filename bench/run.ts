@@ -31,6 +31,7 @@ import { measureDispatch } from './lib/dispatch.ts';
 import { parseOnly, runKernelSuite, type KernelOptions } from './lib/kernels.ts';
 import { buildSmolLM2, loadFixtureModel, type BenchModel } from './lib/model.ts';
 import { kernelSections, toMarkdown, type BackendEntry, type Results } from './lib/report.ts';
+import { measureSimdStream } from './lib/simdStream.ts';
 import { measureStream } from './lib/stream.ts';
 import { gc, log, round } from './lib/timing.ts';
 
@@ -88,7 +89,7 @@ const notes: string[] = [
   'Noisy machine: figures are medians (and bests) of few samples; ratios are taken within this run, plain and ROSE steps interleaved.',
   `CPU: decode steps ${cpuDecode.rounds} interleaved rounds after ${cpuDecode.warmupRounds} warm-up, prompt ${cpuDecode.promptTokens} tokens; prefill ${cpuDecode.prefillTokens} tokens × ${cpuDecode.prefillRuns} runs; kernels ${cpuKernel.iterations} timed iterations each (matvec sweeps ${Math.max(5, cpuKernel.iterations)}).`,
   `WebGPU: iteration counts kept SMALL for software adapters (llvmpipe): ${gpuDecode.rounds} timed decode steps each for plain and ROSE (after ${gpuDecode.warmupRounds} warm-up), decode prompt ${gpuDecode.promptTokens} tokens, prefill of ${gpuDecode.prefillTokens} tokens × ${gpuDecode.prefillRuns} (f32 only), kernels ${gpuKernel.iterations} iterations${gpuKernel.roles ? ` for ${gpuKernel.roles.join(', ')} only, decode shapes on ${gpuKernel.rotateLayers} layers` : ''}.`,
-  'matvec_fraction_of_stream_bandwidth = GB/s of weights of the decode matvec sweep (every matmul of one step, M = 1, best pass) ÷ stream-read GB/s measured in this run with the same number of threads (WebGPU on a software adapter: ÷ the all-threads CPU stream, since that adapter runs on these cores).',
+  'matvec_fraction_of_stream_bandwidth = GB/s of weights of the decode matvec sweep (every matmul of one step, M = 1, best pass) ÷ the SIMD stream-read GB/s (bench/lib/simdStream.ts) measured in this run with the same number of threads, for both CPU tiers (WebGPU on a software adapter: ÷ the all-threads SIMD stream, since that adapter runs on these cores).',
 ];
 
 const loadAtStart = loadavg()[0];
@@ -114,7 +115,7 @@ if (only) {
   lg(`--only ${only.op}${only.variant === undefined ? '' : `=${only.variant}`}: the kernel figures alone, no results file`);
   const entries: BackendEntry[] = [];
   for (const threads of threadCounts) {
-    const be = new CpuBackend({ threads });
+    const be = new CpuBackend({ threads, tier: 'ts' });
     try {
       const bm = modelFor(be, 'f32');
       const e = entryFrom(be, bm, quick ? 'bf16 (fixture, widened to f32)' : 'f32', threads, null);
@@ -149,10 +150,15 @@ const stream = await measureStream(quick ? 128 : 1024, quick ? 3 : 5, maxThreads
 lg(
   `stream: 1 thread ${stream.singleThreadGBps.toFixed(2)} GB/s, ${stream.threads} threads ${stream.allThreadsGBps.toFixed(2)} GB/s (best of ${stream.passes})`,
 );
+const simdStream = await measureSimdStream(quick ? 128 : 1024, quick ? 3 : 5, maxThreads);
+lg(
+  `SIMD stream: 1 thread ${simdStream.singleThreadGBps.toFixed(2)} GB/s, ${simdStream.threads} threads ${simdStream.allThreadsGBps.toFixed(2)} GB/s (best of ${simdStream.passes})`,
+);
+// Every CPU entry (both tiers) is held to the SIMD read: what the memory delivers, not what JS pulls.
 const streamFor = (threads: number) =>
-  threads === 1 ? stream.singleThreadGBps : threads === stream.threads ? stream.allThreadsGBps : null;
+  threads === 1 ? simdStream.singleThreadGBps : threads === simdStream.threads ? simdStream.allThreadsGBps : null;
 
-const probeConfig = quick ? loadFixtureModel(new CpuBackend(), FIXTURE).model.config : null;
+const probeConfig = quick ? loadFixtureModel(new CpuBackend({ tier: 'ts' }), FIXTURE).model.config : null;
 const layers = quick ? probeConfig!.numHiddenLayers : 30;
 const dispatch = await measureDispatch(maxThreads, 7 * layers + 1, quick ? 500 : 2000);
 lg(`dispatch µs: ${JSON.stringify(dispatch.usPerDispatch)}`);
@@ -168,6 +174,10 @@ function entryFrom(be: Backend, bm: BenchModel, dtype: string, threads: number |
     dtype,
     model: bm.label,
     rose_over_plain_step_ratio: null,
+    kernel_tier: be instanceof CpuBackend ? (be.tier === 'wasm' ? 'wasm-simd' : 'ts') : null,
+    bf16_over_f32_plain_step_ratio: null,
+    prefill_speedup_over_v3: null,
+    plain_tokens_per_second: null,
     matvec_fraction_of_stream_bandwidth: null,
     matvec_m2_fraction_of_stream_bandwidth: null,
     decode_step_fraction_of_stream_bandwidth: null,
@@ -196,6 +206,7 @@ function finish(e: BackendEntry): void {
     e.gpu_ms_per_step = d.gpuTime?.stepMs ?? null;
     e.encode_ms_per_step = d.encodeMsPerStep;
     e.peak_rss_mb = d.peakRssMb;
+    e.plain_tokens_per_second = round(1000 / d.plain.medianMs);
     if (ref) e.decode_step_fraction_of_stream_bandwidth = round(d.plain.weightGBps / ref);
   }
   if (ref && s1) e.matvec_fraction_of_stream_bandwidth = round(s1.gbps / ref);
@@ -205,7 +216,7 @@ function finish(e: BackendEntry): void {
 // --- 3. CPU -------------------------------------------------------------------------------------------
 for (const threads of threadCounts) {
   lg(`CPU, ${threads} thread(s): building the model`);
-  const be = new CpuBackend({ threads });
+  const be = new CpuBackend({ threads, tier: 'ts' });
   try {
     const bm = modelFor(be, 'f32');
     const e = entryFrom(be, bm, quick ? 'bf16 (fixture, widened to f32)' : 'f32', threads, streamFor(threads));
@@ -225,6 +236,11 @@ for (const threads of threadCounts) {
     e.detail.notes.push(
       'The CPU backend widens every weight to f32 at upload: f32 and bf16 checkpoints compute identically and read 4 bytes per weight.',
     );
+    // The TypeScript tier's prefill IS v3 (auto takes v3 above 8 rows): the WebAssembly entries divide by this one.
+    if (e.detail.decode.prefill) {
+      e.prefill_speedup_over_v3 = 1;
+      e.detail.notes.push('prefill_speedup_over_v3 = 1: this tier prefills with v3 itself.');
+    }
     if (threads > 1)
       e.detail.notes.push(
         `dispatches_per_step = matmuls sent to the ${threads}-thread worker pool per ROSE step; the others ran inline (below minParallelWork).`,
@@ -241,17 +257,67 @@ if (!quick) {
   // bf16 on the CPU: the same compute after widening; decode only, to show it.
   const threads = maxThreads;
   lg(`CPU, ${threads} thread(s), bf16 checkpoint: decode only`);
-  const be = new CpuBackend({ threads });
+  const be = new CpuBackend({ threads, tier: 'ts' });
   try {
     const bm = modelFor(be, 'bf16');
     const e = entryFrom(be, bm, 'bf16 (widened to f32)', threads, streamFor(threads));
     e.detail.decode = await runDecode(bm, { ...cpuDecode, prefillRuns: 1, rounds: 5, profileSteps: 0, log: lg });
     e.detail.notes.push('Decode only: kernels are those of the f32 entry (weights are f32 after upload).');
     finish(e);
+    const f32Entry = backends.find((b) => b.kernel_tier === 'ts' && b.threads === threads && b.dtype === 'f32');
+    if (f32Entry?.detail.decode) {
+      e.bf16_over_f32_plain_step_ratio = round(e.detail.decode.plain.medianMs / f32Entry.detail.decode.plain.medianMs);
+      f32Entry.bf16_over_f32_plain_step_ratio = e.bf16_over_f32_plain_step_ratio;
+      e.prefill_speedup_over_v3 = 1;
+    }
     backends.push(e);
   } finally {
     be.destroy();
     await settle();
+  }
+}
+
+// --- 3b. CPU, the WebAssembly SIMD tier: f32, then a bf16 checkpoint (kept at 2 bytes) -------------
+for (const threads of threadCounts) {
+  const tsEntry = backends.find((b) => b.kernel_tier === 'ts' && b.threads === threads && !b.dtype.includes('widened'));
+  let f32Entry: BackendEntry | undefined;
+  for (const dtype of quick ? (['f32'] as const) : (['f32', 'bf16'] as const)) {
+    lg(`CPU WebAssembly SIMD, ${threads} thread(s), ${dtype}: building the model`);
+    const be = new CpuBackend({ threads, tier: 'wasm' });
+    try {
+      const bm = modelFor(be, dtype);
+      const e = entryFrom(be, bm, quick ? 'bf16 (fixture, stored dtype)' : dtype, threads, streamFor(threads));
+      lg(`CPU wasm ${threads}t ${dtype}: kernels`);
+      const k = await runKernelSuite(bm, { ...cpuKernel, variants: false, log: lg });
+      e.detail.kernels = k.figures;
+      e.detail.sweeps = k.sweeps;
+      lg(`CPU wasm ${threads}t ${dtype}: decode`);
+      e.detail.decode = await runDecode(bm, { ...cpuDecode, log: lg });
+      lg(
+        `CPU wasm ${threads}t ${dtype}: plain ${e.detail.decode.plain.medianMs} ms, ROSE ${e.detail.decode.rose.medianMs} ms, ratio ${e.detail.decode.roseOverPlainStepRatio}`,
+      );
+      if (threads === 1 && dtype === 'f32') {
+        e.detail.contrast = await runContrast(be, bm.model.config.vocabSize, quick ? 20 : 30);
+      }
+      e.detail.notes.push(
+        'WebAssembly SIMD tier: matmuls in src/kernels/cpu/wasm/ (v4 matvec for M ≤ 8, v5 tiled above), weights in their stored dtype; attention and contrastSoftmax v2 in WebAssembly too; the other ops are the TypeScript twins on views of the same memory.',
+      );
+      finish(e);
+      const tsPrefill = tsEntry?.detail.decode?.prefill?.tokensPerSecond;
+      const prefill = e.detail.decode.prefill?.tokensPerSecond;
+      // Both dtypes against the TypeScript tier's f32 prefill: that tier computes a bf16 checkpoint as f32 (widened at upload).
+      if (tsPrefill && prefill) e.prefill_speedup_over_v3 = round(prefill / tsPrefill);
+      if (dtype === 'f32') f32Entry = e;
+      else if (f32Entry?.detail.decode) {
+        e.bf16_over_f32_plain_step_ratio = round(e.detail.decode.plain.medianMs / f32Entry.detail.decode.plain.medianMs);
+        f32Entry.bf16_over_f32_plain_step_ratio = e.bf16_over_f32_plain_step_ratio;
+        e.detail.notes.push('bf16_over_f32_plain_step_ratio: medians of the two entries, measured one after the other in this run.');
+      }
+      backends.push(e);
+    } finally {
+      be.destroy();
+      await settle();
+    }
   }
 }
 
@@ -274,6 +340,10 @@ if (withWebGpu) {
         dtype,
         model: '',
         rose_over_plain_step_ratio: null,
+        kernel_tier: null,
+        bf16_over_f32_plain_step_ratio: null,
+        prefill_speedup_over_v3: null,
+        plain_tokens_per_second: null,
         matvec_fraction_of_stream_bandwidth: null,
         matvec_m2_fraction_of_stream_bandwidth: null,
         decode_step_fraction_of_stream_bandwidth: null,
@@ -292,7 +362,7 @@ if (withWebGpu) {
     try {
       const software = /llvmpipe|lavapipe|swiftshader|software/i.test(be.description);
       const bm = modelFor(be, dtype);
-      const e = entryFrom(be, bm, quick ? 'bf16 (fixture)' : dtype, null, software ? stream.allThreadsGBps : null);
+      const e = entryFrom(be, bm, quick ? 'bf16 (fixture)' : dtype, null, software ? simdStream.allThreadsGBps : null);
       lg(`WebGPU ${dtype}: kernels (${be.description.slice(0, 80)}…)`);
       const k = await runKernelSuite(bm, { ...gpuKernel, log: lg });
       e.detail.kernels = k.figures;
@@ -329,11 +399,41 @@ if (withWebGpu) {
 }
 
 // --- 5. goals, output ------------------------------------------------------------------------------------
-const cpu1 = backends.find((b) => b.backend === 'cpu' && b.threads === 1);
-const cpuT = backends.find((b) => b.backend === 'cpu' && b.threads === maxThreads && b.dtype.startsWith(quick ? 'bf16' : 'f32'));
+const cpu1 = backends.find((b) => b.kernel_tier === 'ts' && b.threads === 1);
+const cpuT = backends.find((b) => b.kernel_tier === 'ts' && b.threads === maxThreads && b.dtype.startsWith(quick ? 'bf16' : 'f32'));
 const gpus = backends.filter((b) => b.backend === 'webgpu' && b.available);
 const sweep = (b: BackendEntry | undefined, M: number) => b?.detail.sweeps?.find((s) => s.M === M && s.variant === 'auto');
 const goals: Results['goals'] = [];
+// The WebAssembly tier's goals (issue 12), each from this run.
+for (const b of backends.filter((x) => x.kernel_tier === 'wasm-simd')) {
+  const tag = `wasm ${b.threads}t ${b.dtype}`;
+  if (b.rose_over_plain_step_ratio !== null)
+    goals.push({
+      goal: `ROSE step / plain step ≤ 1.10 (${tag})`,
+      figure: String(b.rose_over_plain_step_ratio),
+      met: b.rose_over_plain_step_ratio <= 1.1,
+    });
+  if (b.dtype === 'f32' && b.matvec_fraction_of_stream_bandwidth !== null)
+    goals.push({
+      goal: `decode matvec M = 1 ≥ 80% of the SIMD stream read (${tag})`,
+      figure: `${sweep(b, 1)?.gbps} GB/s ÷ ${b.stream_reference_gbps} GB/s = ${b.matvec_fraction_of_stream_bandwidth}`,
+      met: b.matvec_fraction_of_stream_bandwidth >= 0.8,
+    });
+  if (b.dtype === 'bf16' && b.bf16_over_f32_plain_step_ratio !== null)
+    goals.push({
+      goal: `bf16 plain step ≤ 0.65 × f32 (${tag}); peak RSS ≈ stored size`,
+      figure: `${b.bf16_over_f32_plain_step_ratio}; peak RSS ${b.peak_rss_mb} MB for ${round((b.weight_bytes_per_step ?? 0) / 2 ** 20)} MiB of weights`,
+      met: b.bf16_over_f32_plain_step_ratio <= 0.65,
+    });
+  if (b.prefill_speedup_over_v3 !== null)
+    goals.push({ goal: `prefill ≥ 3× v3 (${tag})`, figure: String(b.prefill_speedup_over_v3), met: b.prefill_speedup_over_v3 >= 3 });
+  if (b.dtype === 'f32' && b.threads === 1 && b.plain_tokens_per_second !== null)
+    goals.push({
+      goal: "plain decoding ≈ 15 tok/s on one thread (SmolLM2-135M f32; llama.cpp 20 tok/s on the issue's machine)",
+      figure: `${b.plain_tokens_per_second} tok/s (1000 ÷ the plain step: forward + the fused decision, as rose generate runs it)`,
+      met: quick ? null : b.plain_tokens_per_second >= 15,
+    });
+}
 for (const b of [cpu1, cpuT, ...gpus]) {
   if (!b || b.rose_over_plain_step_ratio === null) continue;
   goals.push({
@@ -354,7 +454,7 @@ if (cpu1 && cpuT && cpuT !== cpu1) {
     sT = sweep(cpuT, 1)?.gbps ?? NaN;
   const d1 = cpu1.detail.decode?.plain.medianMs ?? NaN,
     dT = cpuT.detail.decode?.plain.medianMs ?? NaN;
-  const streamScale = stream.allThreadsGBps / stream.singleThreadGBps;
+  const streamScale = simdStream.allThreadsGBps / simdStream.singleThreadGBps;
   goals.push({
     goal: `close to linear in threads (1 → ${maxThreads}): ≥ 0.8 × ${maxThreads} on the matvec sweep`,
     figure: `matvec sweep ×${round(sT / s1)}, plain decode step ×${round(d1 / dT)}, prefill ×${round((cpuT.detail.decode?.prefill?.tokensPerSecond ?? NaN) / (cpu1.detail.decode?.prefill?.tokensPerSecond ?? NaN))}; the stream read itself scales ×${round(streamScale)}`,
@@ -374,6 +474,7 @@ const results: Results = {
   loadAverage: { atStart: round(loadAtStart), atEnd: round(loadavg()[0]) },
   notes,
   stream,
+  simdStream,
   dispatch,
   backends,
   goals,

@@ -30,7 +30,7 @@ export class PlantedBugBackend extends CpuBackend {
     readonly bug: PlantedBug,
     readonly layer: number,
   ) {
-    super();
+    super({ tier: 'ts' }); // the reference tier, as rose logits: layers without the bug match it bit for bit
   }
 
   override rope(x: Tensor, table: Tensor, positions: Int32Array, heads: number): void {

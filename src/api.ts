@@ -16,7 +16,7 @@ import { RoseError } from './errors.ts';
 import type { Backend } from './kernels/backend.ts';
 import { CpuBackend } from './kernels/cpu/backend.ts';
 import type { KernelChoice } from './kernels/registry.ts';
-import { openBackend, summarizeBackend, type BackendKind, type BackendSummary } from './kernels/select.ts';
+import { openBackend, summarizeBackend, type BackendKind, type BackendOptions, type BackendSummary } from './kernels/select.ts';
 import { loadLlamaConfig, loadLlamaConfigFrom, type LlamaConfig } from './model/config.ts';
 import type { CheckpointFiles } from './model/files.ts';
 import { loadLlama, loadLlamaFrom } from './model/load.ts';
@@ -56,6 +56,8 @@ export interface OpenOptions {
   threads?: number;
   /** Forced kernel variants by op, e.g. { matmul: 3 } (src/kernels/registry.ts); default: each op's automatic choice. */
   kernels?: KernelChoice;
+  /** The CPU backend's tier: 'wasm' (WebAssembly SIMD), 'ts' (TypeScript), or 'auto' (default: wasm where it runs). */
+  cpuTier?: BackendOptions['cpuTier'];
   onProgress?: (done: number, total: number) => void;
   /** Where backend warnings go (a fault that `auto` falls back from). Default: stderr. */
   warn?: (line: string) => void;
@@ -159,7 +161,12 @@ export class Rose {
     SafetensorsCheckpoint.open(dir).close();
     const tokenizer = await loadTokenizer(dir);
     if (tokenizer) checkTokenizerFitsModel(tokenizer, config);
-    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, kernels: opts.kernels, note: opts.note });
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, {
+      threads: opts.threads,
+      kernels: opts.kernels,
+      cpuTier: opts.cpuTier,
+      note: opts.note,
+    });
     try {
       const model = loadLlama(dir, backend, { onProgress: opts.onProgress });
       return new Rose(model, tokenizer, dir, opts);
@@ -178,7 +185,12 @@ export class Rose {
     const config = await loadLlamaConfigFrom(files);
     const tokenizer = await loadTokenizerFrom(files);
     if (tokenizer) checkTokenizerFitsModel(tokenizer, config);
-    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, { threads: opts.threads, kernels: opts.kernels, note: opts.note });
+    const backend = await openBackend(opts.backend ?? 'auto', opts.warn, {
+      threads: opts.threads,
+      kernels: opts.kernels,
+      cpuTier: opts.cpuTier,
+      note: opts.note,
+    });
     try {
       backend.checkCapacity(plannedWeights(config));
       const model = await loadLlamaFrom(files, backend, { onProgress: opts.onProgress });
@@ -238,7 +250,7 @@ export class Rose {
     } catch {
       // the device is already gone
     }
-    const cpu = new CpuBackend({ threads: this.opts.threads, kernels: this.opts.kernels });
+    const cpu = new CpuBackend({ threads: this.opts.threads, kernels: this.opts.kernels, tier: this.opts.cpuTier });
     this.llama = typeof this.source === 'string' ? loadLlama(this.source, cpu) : await loadLlamaFrom(this.source, cpu);
     return true;
   }

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import { mulberry32 } from '../../src/decode/random.ts';
 import { type Backend, type DType, type HostWeight, numel } from '../../src/kernels/backend.ts';
+import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { narrowFromF32 } from '../../src/kernels/cpu/dtype.ts';
 import { parseLlamaConfig, type LlamaConfig } from '../../src/model/config.ts';
 import { Llama } from '../../src/model/llama.ts';
@@ -81,8 +82,9 @@ export interface BenchModel {
   macsPerToken: number;
 }
 
-/** The number of bytes per weight element the backend keeps: the CPU widens to f32. */
-export const storedBytes = (backend: Backend, dtype: DType): number => (backend.name === 'cpu' ? 4 : dtype === 'f32' ? 4 : 2);
+/** The number of bytes per weight element the backend keeps: the CPU's TypeScript tier widens to f32. */
+export const storedBytes = (backend: Backend, dtype: DType): number =>
+  backend instanceof CpuBackend && backend.tier === 'ts' ? 4 : dtype === 'f32' ? 4 : 2;
 
 export function matmulShapes(c: LlamaConfig): { name: string; N: number; K: number; perStep: number }[] {
   const q = c.numAttentionHeads * c.headDim;

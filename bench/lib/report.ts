@@ -15,6 +15,14 @@ export interface BackendEntry {
   dtype: string;
   model: string;
   rose_over_plain_step_ratio: number | null;
+  /** CPU entries: which kernels ran, 'wasm-simd' (src/kernels/cpu/wasm/) or 'ts'; null for WebGPU. */
+  kernel_tier: 'wasm-simd' | 'ts' | null;
+  /** WebAssembly tier: the bf16 checkpoint's plain step ÷ the f32 one's (same run, same threads). */
+  bf16_over_f32_plain_step_ratio: number | null;
+  /** WebAssembly tier: prefill tokens/s ÷ the TypeScript tier's (v3 above 8 rows), same run and threads. */
+  prefill_speedup_over_v3: number | null;
+  /** 1000 ÷ plain step ms: the tokens/s of plain greedy decoding (what `rose generate --compare` reports). */
+  plain_tokens_per_second: number | null;
   /** Decode matvec GB/s (all matmuls of a step, M = 1) ÷ stream-read GB/s with the same threads. */
   matvec_fraction_of_stream_bandwidth: number | null;
   /** The same at M = 2 (ROSE's batch). */
@@ -54,6 +62,8 @@ export interface Results {
   loadAverage: { atStart: number; atEnd: number };
   notes: string[];
   stream: StreamResult;
+  /** The SIMD stream read (bench/lib/simdStream.ts): the CPU entries' bandwidth reference. */
+  simdStream: StreamResult;
   dispatch: DispatchResult;
   backends: BackendEntry[];
   goals: { goal: string; figure: string; met: boolean | null }[];
@@ -81,6 +91,7 @@ export function toMarkdown(r: Results): string {
     table(
       [
         'backend',
+        'tier',
         'threads',
         'dtype',
         'plain step ms',
@@ -99,9 +110,11 @@ export function toMarkdown(r: Results): string {
       r.backends.map((b) => {
         const d = b.detail.decode;
         const sweep = b.detail.sweeps?.find((s) => s.M === 1 && s.variant === 'auto');
-        if (!b.available) return [b.backend, '—', b.dtype, `unavailable: ${b.error ?? ''}`, '', '', '', '', '', '', '', '', '', '', ''];
+        if (!b.available)
+          return [b.backend, '—', '—', b.dtype, `unavailable: ${b.error ?? ''}`, '', '', '', '', '', '', '', '', '', '', ''];
         return [
           b.backend,
+          b.kernel_tier ?? '—',
           b.threads ?? '—',
           b.dtype,
           f(d?.plain.medianMs),
@@ -158,19 +171,23 @@ export function toMarkdown(r: Results): string {
   );
   out.push('');
 
-  out.push('## Stream-read bandwidth (Float32Array sum, best of passes)');
+  out.push('## Stream-read bandwidth (best of passes); the CPU entries are held to the SIMD read');
   out.push('');
   out.push(
     table(
-      ['buffer', 'passes', '1 thread GB/s (best / median)', `${r.stream.threads} threads GB/s (best / median)`],
-      [
+      ['read', 'buffer', 'passes', '1 thread GB/s (best / median)', `${r.stream.threads} threads GB/s (best / median)`],
+      (
         [
-          `${(r.stream.bytes / 2 ** 20).toFixed(0)} MiB`,
-          r.stream.passes,
-          `${f(r.stream.singleThreadGBps)} / ${f(r.stream.singleThreadMedianGBps)}`,
-          `${f(r.stream.allThreadsGBps)} / ${f(r.stream.allThreadsMedianGBps)}`,
-        ],
-      ],
+          ['WebAssembly SIMD (v128 sum)', r.simdStream],
+          ['JavaScript (Float32Array sum)', r.stream],
+        ] as const
+      ).map(([what, st]) => [
+        what,
+        `${(st.bytes / 2 ** 20).toFixed(0)} MiB`,
+        st.passes,
+        `${f(st.singleThreadGBps)} / ${f(st.singleThreadMedianGBps)}`,
+        `${f(st.allThreadsGBps)} / ${f(st.allThreadsMedianGBps)}`,
+      ]),
     ),
   );
   out.push('');
@@ -211,7 +228,9 @@ export function toMarkdown(r: Results): string {
 
   const profiled = r.backends.filter((b) => b.available && b.detail.decode?.opProfile);
   for (const b of profiled) {
-    out.push(`## Where a decode step's time goes: ${b.backend}, ${b.threads} thread(s), ms per step by op`);
+    out.push(
+      `## Where a decode step's time goes: ${b.backend}${b.kernel_tier ? ` ${b.kernel_tier}` : ''}, ${b.threads} thread(s), ${b.dtype}, ms per step by op`,
+    );
     out.push('');
     out.push(
       table(
@@ -224,7 +243,7 @@ export function toMarkdown(r: Results): string {
 
   for (const b of r.backends) {
     if (b.detail.notes.length === 0) continue;
-    out.push(`Notes, ${b.backend}${b.threads ? ` ${b.threads} thread(s)` : ''} ${b.dtype}:`);
+    out.push(`Notes, ${b.backend}${b.kernel_tier ? ` ${b.kernel_tier}` : ''}${b.threads ? ` ${b.threads} thread(s)` : ''} ${b.dtype}:`);
     for (const n of b.detail.notes) out.push(`- ${n}`);
     out.push('');
   }

@@ -17,7 +17,7 @@ import { readPrompts, type EvalLine } from '../eval/jsonl.ts';
 import { mergeEvalOutputs } from '../eval/merge.ts';
 import { DEFAULT_REFUSAL_PHRASES, loadRefusalPhrases } from '../eval/refusal.ts';
 import { formatSummary, runEval, summarizeBy, summaryToJson, type Shard } from '../eval/runner.ts';
-import type { BackendKind } from '../kernels/select.ts';
+import type { BackendKind, CpuTierChoice } from '../kernels/select.ts';
 import { writeOutputFile } from '../outputFile.ts';
 import { checkThreadsUsable, usageError, type Given } from './usage.ts';
 
@@ -36,6 +36,7 @@ export interface EvalCliOptions {
   shard?: Shard;
   merge?: string[];
   threads?: number;
+  cpuTier?: CpuTierChoice;
   kernel?: KernelChoice;
   verbose?: boolean;
 }
@@ -114,6 +115,7 @@ const DECODING_OPTIONS: [name: string, flag: string][] = [
   ['backend', '--backend'],
   ['maxNewTokens', '--max-new-tokens'],
   ['threads', '--threads'],
+  ['cpuTier', '--cpu-tier'],
   ['shard', '--shard'],
 ];
 
@@ -152,6 +154,7 @@ export async function evalCommand(o: EvalCliOptions, given: Given = () => false)
   const rose = await Rose.open(o.model, {
     backend: o.backend,
     threads: o.threads,
+    cpuTier: o.cpuTier,
     kernels: o.kernel,
     note: o.verbose ? (l) => err(`${l}\n`) : undefined,
   });

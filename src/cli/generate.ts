@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { SingleBar } from 'cli-progress';
 import { Rose, tokenize, type Answer, type AskOptions, type StreamPiece } from '../api.ts';
 import type { KernelChoice } from '../kernels/registry.ts';
-import type { BackendKind } from '../kernels/select.ts';
+import type { BackendKind, CpuTierChoice } from '../kernels/select.ts';
 import { alphaFromGuidanceScale, checkContext, degenerateContrastWarning } from '../decode/rose.ts';
 import { loadLlamaConfig } from '../model/config.ts';
 import type { TemplateMode } from '../decode/template.ts';
@@ -39,6 +39,7 @@ export interface GenerateCliOptions {
   compare?: boolean;
   json?: boolean;
   threads?: number;
+  cpuTier?: CpuTierChoice;
   kernel?: KernelChoice;
   verbose?: boolean;
 }
@@ -198,6 +199,7 @@ export async function generateCommand(o: GenerateCliOptions, given: Given = () =
   const rose = await Rose.open(o.model, {
     backend: o.backend,
     threads: o.threads,
+    cpuTier: o.cpuTier,
     kernels: o.kernel,
     onProgress: bar.onProgress,
     note: o.verbose ? (l) => err(`${l}\n`) : undefined,

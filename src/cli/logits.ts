@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import type { KernelChoice } from '../kernels/registry.ts';
 import { RoseError } from '../errors.ts';
-import type { BackendKind } from '../kernels/select.ts';
+import type { BackendKind, CpuTierChoice } from '../kernels/select.ts';
 import { openBackend, summarizeBackend } from '../kernels/select.ts';
 import { loadLlamaConfig } from '../model/config.ts';
 import { loadLlama } from '../model/load.ts';
@@ -17,6 +17,7 @@ export interface LogitsOptions {
   /** A file, a character device or FIFO (written through), or '-' for stdout. */
   out: string;
   threads?: number;
+  cpuTier?: CpuTierChoice;
   kernel?: KernelChoice;
   /** Write logits that hold NaN or Inf, with a warning, instead of failing. */
   allowNonfinite?: boolean;
@@ -57,8 +58,12 @@ export async function logitsCommand(opts: LogitsOptions, given: Given = () => fa
     if (bad !== undefined)
       throw new RoseError('INPUT', `token id ${bad} is out of range: this model's vocab has ${config.vocabSize} ids (row ${r})`);
   }
+  // The oracle keeps the CPU's TypeScript tier unless told otherwise (--cpu-tier): f64 sums,
+  // bit-identical to v1 on any thread count, the most accurate reference rose-ts has (the WebAssembly
+  // tier sums in f32 lanes), and what the README's rose diff worked example compares against.
   const backend = await openBackend(opts.backend, undefined, {
     threads: opts.threads,
+    cpuTier: opts.cpuTier ?? 'ts',
     kernels: opts.kernel,
     note: opts.verbose ? (l) => err(`${l}\n`) : undefined,
   });

@@ -6,7 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ROSE_MICRO_DIR } from '../api.ts';
 import { isRoseError } from '../errors.ts';
-import { backendKinds } from '../kernels/select.ts';
+import { backendKinds, cpuTiers } from '../kernels/select.ts';
 import { type KernelChoice, OPS, parseKernelChoice } from '../kernels/registry.ts';
 import { TEMPLATE_MODES } from '../decode/template.ts';
 import { evalCommand } from './eval.ts';
@@ -109,6 +109,15 @@ const backendOption = (fallback: string, what = 'compute backend') =>
     .choices(backendKinds)
     .default(fallback);
 
+/** --cpu-tier: which kernels the CPU backend runs (src/kernels/cpu/backend.ts). */
+const cpuTierOption = (fallback: string, why = '') =>
+  new Option(
+    '--cpu-tier <tier>',
+    `CPU backend: wasm (WebAssembly SIMD kernels, weights kept in their stored dtype), ts (the TypeScript kernels: f64 sums, weights widened to f32), or auto (wasm wherever it runs)${why}`,
+  )
+    .choices(cpuTiers)
+    .default(fallback);
+
 /** --model, --system, --reverse, --template: what turns a question into model input. */
 function promptOptions(cmd: Command, reverseHelp: string): Command {
   return cmd
@@ -165,6 +174,12 @@ export function buildProgram(outcome: Outcome = { exitCode: 0, failureCode: EXIT
     )
     .option('--allow-nonfinite', 'write logits that hold NaN or Inf (with a warning) instead of failing')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .addOption(
+      cpuTierOption(
+        'ts',
+        '; default ts here: the oracle keeps the TypeScript tier, whose f64 sums are bit-identical to the reference kernels (v1) on any thread count',
+      ),
+    )
     .option('--kernel <op=N>', KERNEL_HELP, kernelOption)
     .option('--hidden-states', 'also write hidden.<row>.<k> [T_row, hidden] (k = 0 embeddings … L) and normed.<row> (final norm)')
     .option('--layers <a..b>', 'only hidden.<row>.<k> for a ≤ k ≤ b (normed.<row> when b = L); implies --hidden-states', parseLayers)
@@ -214,6 +229,7 @@ export function buildProgram(outcome: Outcome = { exitCode: 0, failureCode: EXIT
     .option('--reverse-ids <ids>', 'a reverse prompt as token ids; repeat for several', parseIds)
     .option('--json', 'print one JSON object (tokens, text, …) instead of text')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .addOption(cpuTierOption('auto'))
     .option('--kernel <op=N>', KERNEL_HELP, kernelOption)
     .action(async (opts, cmd: Command) => {
       await generateCommand({ ...opts, verbose: !!cmd.optsWithGlobals().verbose }, givenIn(cmd));
@@ -285,6 +301,7 @@ export function buildProgram(outcome: Outcome = { exitCode: 0, failureCode: EXIT
     .option('--shard <i/n>', 'run only the prompts of shard i of n (by a hash of the id); merge the n outputs with --merge', parseShard)
     .option('--merge <files...>', 'combine the outputs of several runs (e.g. the shards) into --out, refusing duplicate ids')
     .option('--threads <n>', 'CPU backend: matmul threads', integer('--threads', 1), 1)
+    .addOption(cpuTierOption('auto'))
     .option('--kernel <op=N>', KERNEL_HELP, kernelOption)
     .action(async (opts, cmd: Command) => {
       setExitCode(await evalCommand({ ...opts, verbose: !!cmd.optsWithGlobals().verbose }, givenIn(cmd)));

@@ -15,6 +15,11 @@ export function checkThreadsUsable(backend: BackendKind, given: Given): void {
       "--threads sets the CPU backend's matmul threads; --backend webgpu would ignore it",
       'drop --threads, or use --backend cpu or auto',
     );
+  if (backend === 'webgpu' && given('cpuTier'))
+    throw usageError(
+      "--cpu-tier chooses the CPU backend's kernels; --backend webgpu would ignore it",
+      'drop --cpu-tier, or use --backend cpu or auto',
+    );
 }
 
 /** Throws a usage error when `option` was given together with any of `others`. */

@@ -1,4 +1,6 @@
 /** Embedding gather: out (M, D) = table (V, D)[ids (M)]. Ids were range-checked by the model. */
+import type { DType } from './backend.ts';
+import { widenToF32 } from './cpu/dtype.ts';
 import type { GpuContext, GpuTensor, GpuWeight } from './webgpu/context.ts';
 import { uniforms } from './webgpu/uniforms.ts';
 import { weightLoader, wgslKernel } from './webgpu/wgsl.ts';
@@ -7,6 +9,14 @@ export function embeddingCpu(out: Float32Array, table: Float32Array, ids: Int32A
   for (let m = 0; m < ids.length; m++) {
     out.set(table.subarray(ids[m] * dim, (ids[m] + 1) * dim), m * dim);
   }
+}
+
+/**
+ * The same gather from a table kept in its stored dtype (the CPU's WebAssembly tier keeps f16/bf16 at
+ * 2 bytes): `row(id)` gives the stored bytes of row id, widened here, exactly, to f32.
+ */
+export function embeddingStored(out: Float32Array, row: (id: number) => Uint8Array, dtype: DType, ids: Int32Array, dim: number): void {
+  for (let m = 0; m < ids.length; m++) out.set(widenToF32(dtype, row(ids[m])), m * dim);
 }
 
 // --- WebGPU ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  * lazily so that CPU runs never load Dawn.
  */
 import type { Backend } from './backend.ts';
-import { CpuBackend } from './cpu/backend.ts';
+import { CpuBackend, type CpuTier } from './cpu/backend.ts';
 import { RoseError } from '../errors.ts';
 import { describeChoice, type KernelChoice } from './registry.ts';
 import type { AdapterSummary } from './webgpu/device.ts';
@@ -23,6 +23,20 @@ export interface BackendOptions {
   kernels?: KernelChoice;
   /** Why `auto` did not pick a GPU (for --verbose); default: nowhere. */
   note?: (line: string) => void;
+  /**
+   * Which CPU tier: 'wasm' (WebAssembly SIMD kernels, weights in their stored dtype), 'ts' (the
+   * TypeScript kernels, weights widened to f32), or 'auto' (default): wasm wherever this engine runs
+   * WebAssembly SIMD with shared memory (Node ≥ 20, cross-origin-isolated browsers), else ts.
+   */
+  cpuTier?: CpuTierChoice;
+}
+
+export type CpuTierChoice = CpuTier | 'auto';
+export const cpuTiers: readonly CpuTierChoice[] = ['wasm', 'ts', 'auto'];
+
+/** The CPU backend of the chosen tier (see BackendOptions.cpuTier). */
+export function openCpuBackend(opts: BackendOptions = {}): CpuBackend {
+  return new CpuBackend({ threads: opts.threads, kernels: opts.kernels, tier: opts.cpuTier });
 }
 
 export async function openBackend(
@@ -30,7 +44,7 @@ export async function openBackend(
   warn: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
   opts: BackendOptions = {},
 ): Promise<Backend> {
-  const cpu = () => new CpuBackend({ threads: opts.threads, kernels: opts.kernels });
+  const cpu = () => openCpuBackend(opts);
   if (kind === 'cpu') return cpu();
   const named = typeof process === 'undefined' ? undefined : process.env?.ROSE_WEBGPU_ADAPTER; // no process in a browser
   try {

@@ -54,7 +54,7 @@ describe('rose generate', () => {
     expect(await rose('--verbose', 'generate', '--backend', 'cpu', '--prompt', 'Hello?', '--max-new-tokens', '3')).toBe(0);
     expect(io.stderr.split('\n').slice(0, 2)).toEqual([
       'rose: rose-micro on cpu (1 thread)',
-      expect.stringMatching(/^rose: cpu \(TypeScript, 1 thread, matmul /),
+      expect.stringMatching(/^rose: cpu \(WebAssembly SIMD, 1 thread, matmul /),
     ]);
   });
 

@@ -80,6 +80,28 @@ describe('rose logits', () => {
     auto.close();
     v1.close();
   });
+
+  it('keeps the TypeScript tier by default (says so in --help); --cpu-tier wasm is within 1e-4 of it; not with --backend webgpu', async () => {
+    const fx = loadFixture('tiny-gqa-bf16-tied');
+    const dir = mkdtempSync(join(tmpdir(), 'rose-cli-'));
+    const ids = fx.ref.rows.flatMap((r) => ['--ids', r.tokens.join(',')]);
+    const files = ['default', 'wasm'].map((name) => join(dir, `${name}.safetensors`));
+    expect(await rose('logits', '--model', fx.dir, ...ids, '--out', files[0])).toBe(0);
+    expect(await rose('logits', '--model', fx.dir, ...ids, '--cpu-tier', 'wasm', '--out', files[1])).toBe(0);
+    const [ts, wasm] = files.map((f) => SafetensorsFile.open(f));
+    expect(ts.metadata.backend).toMatch(/^cpu \(TypeScript, 1 thread, matmul auto \(v2 for M ≤ 8, else v3\), /);
+    expect(wasm.metadata.backend).toMatch(/^cpu \(WebAssembly SIMD, 1 thread, matmul auto \(v4 for M ≤ 8, else v5\), /);
+    // 1e-4: the fixtures' bar against transformers (every correct f32 order lands within 2.1e-5 of it).
+    for (const name of ts.names())
+      expect(maxAbsDiff(widenToF32('f32', wasm.read(name).bytes), widenToF32('f32', ts.read(name).bytes)), name).toBeLessThanOrEqual(1e-4);
+    ts.close();
+    wasm.close();
+
+    expect(await rose('logits', '--help')).toBe(0);
+    expect(io.stdout.replace(/\s+/g, ' ')).toMatch(/--cpu-tier <tier> .*default ts here: the oracle keeps the TypeScript tier/);
+    expect(await rose('logits', '--model', fx.dir, '--ids', '1,2', '--backend', 'webgpu', '--cpu-tier', 'wasm', '--out', files[0])).toBe(2);
+    expect(io.stderr).toMatch(/^rose: error\[USAGE\]: --cpu-tier chooses the CPU backend's kernels; --backend webgpu would ignore it/);
+  });
 });
 
 /** tiny-mha-f32 with one embedding row set to NaN: every position that reads that token gets NaN logits. */

@@ -198,6 +198,7 @@ describe('limits', () => {
         throw new Error('read() must not be reached: the capacity check comes first');
       },
     };
-    expect(() => loadWeights(config, source, new CpuBackend())).toThrow(/needs \d+\.\d GiB once widened to f32/);
+    expect(() => loadWeights(config, source, new CpuBackend({ tier: 'ts' }))).toThrow(/needs \d+\.\d GiB once widened to f32/);
+    expect(() => loadWeights(config, source, new CpuBackend({ tier: 'wasm' }))).toThrow(/needs \d+\.\d GiB in its stored dtypes/);
   });
 });

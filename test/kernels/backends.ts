@@ -1,5 +1,6 @@
 /**
- * The backends every kernel test runs on: the CPU reference, and WebGPU when an adapter can be had.
+ * The backends every kernel test runs on: the CPU reference (the TypeScript tier), the CPU's
+ * WebAssembly SIMD tier (Node ≥ 20 always has it), and WebGPU when an adapter can be had.
  *
  * In CI (CI=true) a missing WebGPU adapter is a failure: the GPU kernels would silently go untested.
  * Elsewhere it is a loud warning on stderr and the WebGPU cases are skipped.
@@ -51,8 +52,12 @@ export async function webGpuDeviceUnderTest(): Promise<OpenedWebGpu | undefined>
   return orSkip(async () => (await import('../../src/kernels/webgpu/device.ts')).openWebGpu());
 }
 
-/** [cpu, webgpu] — or [cpu] alone outside CI when no adapter is available. */
+/** [cpu, cpu wasm, webgpu] — without webgpu outside CI when no adapter is available. */
 export async function backendsUnderTest(): Promise<Backend[]> {
   const gpu = await webGpuUnderTest();
-  return gpu ? [new CpuBackend(), gpu] : [new CpuBackend()];
+  const cpus = [new CpuBackend({ tier: 'ts' }), new CpuBackend({ tier: 'wasm' })];
+  return gpu ? [...cpus, gpu] : cpus;
 }
+
+/** A backend's name in test titles and reports: the CPU's two tiers are told apart. */
+export const backendLabel = (be: Backend): string => (be instanceof CpuBackend && be.tier === 'wasm' ? 'cpu-wasm' : be.name);

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Tensor, Weight } from '../../src/kernels/backend.ts';
 import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
-import { cpuVariants } from '../../src/kernels/cpu/variants.ts';
+import { cpuTierVariants, cpuVariants } from '../../src/kernels/cpu/variants.ts';
 import { chooseVariant, OPS, type OpVariants, parseKernelChoice, type RegistryInfo } from '../../src/kernels/registry.ts';
 import { gpuVariants } from '../../src/kernels/webgpu/variants.ts';
 import { roseError } from '../helpers/errors.ts';
@@ -87,7 +87,7 @@ describe('a backend checks the choice it is given', () => {
   });
 
   it('describes what it runs, and forceKernels replaces the choice', () => {
-    const be = new CpuBackend({ kernels: { matmul: 1 } });
+    const be = new CpuBackend({ tier: 'ts', kernels: { matmul: 1 } });
     expect(be.description).toMatch(/, matmul v1, /);
     expect(be.kernels).toEqual({ matmul: 1 });
     be.forceKernels({ attention: 1 });
@@ -98,9 +98,10 @@ describe('a backend checks the choice it is given', () => {
 });
 
 describe('choosing a variant', () => {
-  it('auto: the CPU takes v2 up to M = 8 and v3 above; WebGPU its matvec (v2) up to M = 4 and the tiled v3 above', () => {
+  it('auto: the CPU takes v2 up to M = 8 and v3 above (v4 / v5 on its WebAssembly tier); WebGPU its matvec (v2) up to M = 4 and the tiled v3 above', () => {
     const pick = (ops: OpVariants<'matmul'>, M: number) => chooseVariant('matmul', 'x', ops, undefined, [...matmulArgs(M)]).id;
     expect([1, 2, 8, 9, 64].map((M) => pick(cpuVariants.matmul, M))).toEqual([2, 2, 2, 3, 3]);
+    expect([1, 2, 8, 9, 64].map((M) => pick(cpuTierVariants.wasm.matmul, M))).toEqual([4, 4, 4, 5, 5]); // the WebAssembly tier
     expect([1, 2, 4, 5, 64].map((M) => pick(gpuVariants.matmul, M))).toEqual([2, 2, 2, 3, 3]);
   });
 

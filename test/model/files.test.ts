@@ -127,7 +127,7 @@ describe('a checkpoint from a set of files (the browser path)', () => {
     };
     const e = await roseRejection(Rose.open(files, { backend: 'cpu' }));
     expect(e.code).toBe('LIMIT');
-    expect(e.message).toMatch(/needs \d+\.\d GiB once widened to f32 on the CPU backend, more than 3\/4 of this machine's/);
+    expect(e.message).toMatch(/needs \d+\.\d GiB in its stored dtypes on the CPU backend, more than 3\/4 of this machine's/); // the WebAssembly tier, the CPU default
     expect(read).toEqual([]);
   });
 

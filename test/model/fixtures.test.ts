@@ -8,7 +8,7 @@ import type { Backend } from '../../src/kernels/backend.ts';
 import { loadLlama } from '../../src/model/load.ts';
 import type { Llama } from '../../src/model/llama.ts';
 import { argmax, listFixtures, loadFixture, maxAbsDiff, PROBS_ROUNDING, scoreErrorRange, type Fixture } from '../helpers/fixtures.ts';
-import { backendsUnderTest } from '../kernels/backends.ts';
+import { backendLabel, backendsUnderTest } from '../kernels/backends.ts';
 
 /**
  * Tolerance on logits and contrast scores: 1e-4 max abs. Every correct float32 evaluation order the
@@ -31,7 +31,7 @@ const record = (fixture: string, what: string, value: number) =>
   ((measured[fixture] ??= {})[what] = Math.max(measured[fixture][what] ?? 0, value));
 
 function describeFixturesOn(backend: Backend) {
-  describe.each(listFixtures())(`${backend.name}: fixture %s`, (name) => {
+  describe.each(listFixtures())(`${backendLabel(backend)}: fixture %s`, (name) => {
     const fx: Fixture = loadFixture(name);
     const model: Llama = loadLlama(fx.dir, backend);
     const V = model.config.vocabSize;
@@ -47,7 +47,7 @@ function describeFixturesOn(backend: Backend) {
     function expectLogitsMatch(got: Float32Array, want: { data: Float32Array; shape: number[] }, what: string) {
       expect(got.length).toBe(want.data.length);
       const diff = maxAbsDiff(got, want.data);
-      record(`${backend.name} ${name}`, what, diff);
+      record(`${backendLabel(backend)} ${name}`, what, diff);
       expect(diff, `${what}: max |Δ| vs transformers`).toBeLessThanOrEqual(LOGIT_TOL);
       for (let t = 0; t < want.shape[0]; t++) {
         expect(argmax(got, t * V, (t + 1) * V), `${what}: greedy argmax at position ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
@@ -96,7 +96,7 @@ function describeFixturesOn(backend: Backend) {
             ['scores', scores, at(want.scores)],
           ] as const) {
             const d = maxAbsDiff(got, ref);
-            record(`${backend.name} ${name}`, what, d);
+            record(`${backendLabel(backend)} ${name}`, what, d);
             expect(d, `${what} at step ${step}`).toBeLessThanOrEqual(LOGIT_TOL);
           }
           // The backend's own fused contrast+softmax, against transformers' float64 softmax of the scores.
@@ -108,9 +108,11 @@ function describeFixturesOn(backend: Backend) {
           });
           const probs = await backend.read(probsT);
           const dp = maxAbsDiff(probs, at(want.probs));
-          const probsTol = scoreErrorRange(lp, lr, at(want.pos), at(want.rev), run.alpha) / 4 + PROBS_ROUNDING[backend.name];
-          record(`${backend.name} ${name}`, 'probs', dp);
-          record(`${backend.name} ${name}`, 'probs bar', probsTol);
+          const probsTol =
+            scoreErrorRange(lp, lr, at(want.pos), at(want.rev), run.alpha) / 4 +
+            PROBS_ROUNDING[backendLabel(backend) as keyof typeof PROBS_ROUNDING];
+          record(`${backendLabel(backend)} ${name}`, 'probs', dp);
+          record(`${backendLabel(backend)} ${name}`, 'probs bar', probsTol);
           expect(dp, `probs at step ${step} (bar ${probsTol.toExponential(2)})`).toBeLessThanOrEqual(probsTol);
           tokens.push(token);
           // The same token goes to both rows: that is ROSE.

@@ -89,7 +89,12 @@ interface Reference {
   trace: TraceJson;
 }
 
-/** What `rose generate --compare --backend cpu` prints for a question, and its --trace. */
+/**
+ * What `rose generate --compare --backend cpu --cpu-tier ts` prints for a question, and its --trace.
+ * The TypeScript tier, because that is the CPU code the page's Web Worker runs (a page without
+ * cross-origin isolation has no shared WebAssembly memory, so the browser's CPU backend is the
+ * TypeScript tier): the two then differ only in the engines' Math.exp (P_TOL.cpu).
+ */
 async function cliAnswer(dir: string, question: string, maxNewTokens: number): Promise<Reference> {
   const tracePath = join(dir, 'trace.json');
   const cli = await rose(
@@ -97,6 +102,8 @@ async function cliAnswer(dir: string, question: string, maxNewTokens: number): P
     '--compare',
     '--backend',
     'cpu',
+    '--cpu-tier',
+    'ts',
     '--max-new-tokens',
     String(maxNewTokens),
     '--prompt',

@@ -66,9 +66,12 @@ export const CTRL = {
   SPIN_US: 16, // how long threads poll before Atomics.wait, µs (the caller may change it: see 'auto')
   MAIL: 17, // MAIL + i: worker i has registrations to drain
   ROWS: 17 + 64, // ROWS + 2i, ROWS + 2i + 1: worker i's [n0, n1)
-  SIZE: 17 + 64 + 128,
+  ARENA: 17 + 64 + 128, // OP_WASM_MATMUL: the arena (WebAssembly memory) whose kernels run; VARIANT = export index
+  LDO: 17 + 64 + 129, // OP_WASM_MATMUL: out's row stride (floats); OUT/X/W/BIAS are byte addresses, K the row length
+  SIZE: 17 + 64 + 130,
 } as const;
 export const OP_MATMUL = 1;
+export const OP_WASM_MATMUL = 4; // a matmul export of the WebAssembly tier (src/kernels/cpu/wasm/)
 export const OP_EXIT = 2;
 export const OP_NOOP = 3; // an empty dispatch: measures the round trip
 export const MAX_THREADS = 64;
@@ -76,7 +79,9 @@ export const MAX_THREADS = 64;
 /** Messages on a worker's port. */
 export type PoolMessage =
   | { kind: 'register'; id: number; buffer: SharedArrayBuffer; byteOffset: number; length: number }
-  | { kind: 'release'; id: number };
+  | { kind: 'release'; id: number }
+  // a WebAssembly arena: the worker instantiates the kernels on the (shared) memory
+  | { kind: 'arena'; id: number; memory: WebAssembly.Memory; module: WebAssembly.Module };
 
 export interface CpuPoolOptions {
   /** Threads doing matmuls, the calling thread included. Default os.availableParallelism(). */
@@ -225,17 +230,68 @@ export class CpuPool {
     c[CTRL.M] = M;
     c[CTRL.N] = N;
     c[CTRL.K] = K;
+    this.runSplit(N, block, (n0, n1) => kernel(out, x, w, bias, M, N, K, n0, n1));
+  }
+
+  /**
+   * Writes each worker's share of rows [0, rows) (whole `block`s; ranges past the end are empty:
+   * those threads just acknowledge), runs share 0 here with `own`, and waits for the workers.
+   */
+  private runSplit(rows: number, block: number, own: (n0: number, n1: number) => void): void {
+    const c = this.ctrl;
+    const parts = this.threads;
     for (let i = 1; i < parts; i++) {
-      const [n0, n1] = splitRows(N, parts, block, i);
+      const [n0, n1] = splitRows(rows, parts, block, i);
       c[CTRL.ROWS + 2 * i] = n0;
       c[CTRL.ROWS + 2 * i + 1] = n1;
     }
-    if (this.spinAuto && (this.stats.dispatches & 255) === 0) this.ctrl[CTRL.SPIN_US] = this.spinMicros = this.autoSpin();
+    if (this.spinAuto && (this.stats.dispatches & 255) === 0) c[CTRL.SPIN_US] = this.spinMicros = this.autoSpin();
     this.run(() => {
-      const [n0, n1] = splitRows(N, parts, block, 0); // ranges past N are empty: those threads just acknowledge
-      kernel(out, x, w, bias, M, N, K, n0, n1);
+      const [n0, n1] = splitRows(rows, parts, block, 0);
+      own(n0, n1);
     });
     this.stats.dispatches++;
+  }
+
+  /** Makes a WebAssembly arena known to every worker (the kernels of wasm/ run on it from now on). */
+  registerArena(id: number, memory: WebAssembly.Memory, module: WebAssembly.Module): void {
+    this.assertUsable();
+    this.post({ kind: 'arena', id, memory, module });
+  }
+
+  /**
+   * A WebAssembly-tier matmul (wasm/module.ts: export number `fn`, arguments as there) over output
+   * rows [0, rows), split across the threads in ranges of whole `block`s. `own(n0, n1)` runs the
+   * calling thread's share on its own instance of the same arena. Every output is one thread's sum
+   * in the kernels' one order, so the split changes no bit.
+   */
+  wasmMatmul(
+    arena: number,
+    fn: number,
+    args: { out: number; ldo: number; x: number; w: number; bias: number; M: number; K: number },
+    rows: number,
+    block: number,
+    own: (n0: number, n1: number) => void,
+  ): void {
+    this.assertUsable();
+    const parts = this.threads;
+    if (parts === 1 || args.M * rows * args.K < this.minParallelWork) {
+      this.stats.inline++;
+      own(0, rows);
+      return;
+    }
+    const c = this.ctrl;
+    c[CTRL.OP] = OP_WASM_MATMUL;
+    c[CTRL.VARIANT] = fn;
+    c[CTRL.ARENA] = arena;
+    c[CTRL.OUT] = args.out;
+    c[CTRL.LDO] = args.ldo;
+    c[CTRL.X] = args.x;
+    c[CTRL.W] = args.w;
+    c[CTRL.BIAS] = args.bias;
+    c[CTRL.M] = args.M;
+    c[CTRL.K] = args.K;
+    this.runSplit(rows, block, own);
   }
 
   /** An empty dispatch to every worker: what the synchronisation alone costs. */

@@ -7,17 +7,20 @@
  * off its port with receiveMessageOnPort (synchronously) when the caller flags mail.
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { CTRL, OP_EXIT, OP_MATMUL, type PoolMessage } from './pool.ts';
+import { CTRL, OP_EXIT, OP_MATMUL, OP_WASM_MATMUL, type PoolMessage } from './pool.ts';
 import { cpuMatmulVariants } from './variants.ts';
+import { instantiate, type KernelExports, MATMUL_EXPORTS } from './wasm/module.ts';
 
 const { ctrl: ctrlBuffer, index, port } = workerData as { ctrl: SharedArrayBuffer; index: number; port: MessagePort };
 const ctrl = new Int32Array(ctrlBuffer);
 const arrays = new Map<number, Float32Array>();
+const arenas = new Map<number, KernelExports>(); // the WebAssembly tier's kernels, one instance per arena
 
 function drain(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as PoolMessage;
     if (msg.kind === 'register') arrays.set(msg.id, new Float32Array(msg.buffer, msg.byteOffset, msg.length));
+    else if (msg.kind === 'arena') arenas.set(msg.id, instantiate(msg.module, msg.memory));
     else arrays.delete(msg.id);
   }
 }
@@ -52,6 +55,30 @@ function runMatmul(): void {
   );
 }
 
+function runWasmMatmul(): void {
+  let kernels = arenas.get(ctrl[CTRL.ARENA]);
+  if (!kernels) {
+    drain(); // the arena is posted before the first dispatch that uses it
+    kernels = arenas.get(ctrl[CTRL.ARENA]);
+  }
+  if (!kernels) throw new Error(`worker ${index}: unknown arena ${ctrl[CTRL.ARENA]}`);
+  const n0 = ctrl[CTRL.ROWS + 2 * index];
+  const n1 = ctrl[CTRL.ROWS + 2 * index + 1];
+  if (n0 >= n1) return;
+  // addresses travel as Int32: >>> 0 reads them back as the unsigned offsets they are
+  kernels[MATMUL_EXPORTS[ctrl[CTRL.VARIANT]]](
+    ctrl[CTRL.OUT] >>> 0,
+    ctrl[CTRL.LDO],
+    ctrl[CTRL.X] >>> 0,
+    ctrl[CTRL.W] >>> 0,
+    ctrl[CTRL.BIAS] >>> 0,
+    ctrl[CTRL.M],
+    ctrl[CTRL.K],
+    n0,
+    n1,
+  );
+}
+
 let seen = 0;
 for (;;) {
   let seq = Atomics.load(ctrl, CTRL.SEQ);
@@ -72,6 +99,7 @@ for (;;) {
   }
   try {
     if (op === OP_MATMUL) runMatmul();
+    else if (op === OP_WASM_MATMUL) runWasmMatmul();
   } catch (e) {
     port.postMessage({ error: (e as Error).stack ?? String(e) });
     Atomics.store(ctrl, CTRL.ERR, 1);
