@@ -113,23 +113,25 @@ describe.each(backends.map((b) => [b.name, b] as const))(
         expect(argmax(got, t * V, (t + 1) * V), `argmax at ${t}`).toBe(argmax(want.data, t * V, (t + 1) * V));
     });
 
-    it.each(samples.conversations.map((c) => [c.name, c] as const))(
-      '%s: the answer token by token through the KV cache',
-      async (_n, conv) => {
-        const want = referenceLogits(conv.name);
-        const P = conv.promptIds.length;
-        const cache = model.newKvCache(1, conv.ids.length);
-        let logits = model.prefill(cache, [conv.promptIds]).logits;
-        let worst = 0;
-        for (let t = P - 1; t < conv.ids.length; t++) {
-          const got = await backend.read(logits);
-          worst = Math.max(worst, maxAbsDiff(got.subarray(0, V), want.data.subarray(t * V, (t + 1) * V)));
-          if (t + 1 < conv.ids.length) logits = model.forward(cache, Int32Array.of(conv.ids[t + 1]));
-        }
-        measured[`${name} decode`] = Math.max(measured[`${name} decode`] ?? 0, worst);
-        expect(worst).toBeLessThanOrEqual(LOGIT_TOL);
-      },
-    );
+    // Token by token, every conversation on the CPU; on WebGPU (llvmpipe: seconds per conversation) the
+    // shortest answer only. The KV-cache path of every WebGPU kernel is checked step by step against
+    // transformers on all three fixtures (fixtures.test.ts); what this adds is the trained weights.
+    const shortest = [...samples.conversations].sort((a, b) => a.ids.length - a.promptIds.length - (b.ids.length - b.promptIds.length))[0];
+    const decoded = name === 'webgpu' ? [shortest] : samples.conversations;
+    it.each(decoded.map((c) => [c.name, c] as const))('%s: the answer token by token through the KV cache', async (_n, conv) => {
+      const want = referenceLogits(conv.name);
+      const P = conv.promptIds.length;
+      const cache = model.newKvCache(1, conv.ids.length);
+      let logits = model.prefill(cache, [conv.promptIds]).logits;
+      let worst = 0;
+      for (let t = P - 1; t < conv.ids.length; t++) {
+        const got = await backend.read(logits);
+        worst = Math.max(worst, maxAbsDiff(got.subarray(0, V), want.data.subarray(t * V, (t + 1) * V)));
+        if (t + 1 < conv.ids.length) logits = model.forward(cache, Int32Array.of(conv.ids[t + 1]));
+      }
+      measured[`${name} decode`] = Math.max(measured[`${name} decode`] ?? 0, worst);
+      expect(worst).toBeLessThanOrEqual(LOGIT_TOL);
+    });
   },
 );
 
