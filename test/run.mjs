@@ -2,8 +2,8 @@
  * `npm test`'s runner: vitest over the whole suite, then ONE announced re-run of any test file whose
  * worker process died before it reported a single result.
  *
- * Why: now and then a vitest worker process exits with no JavaScript error: a native crash (2 of 6
- * full runs on this 2-core VM on 2026-12-01, both in test/cli/generate.test.ts, silently; an earlier
+ * Why: now and then a vitest worker process exits with no JavaScript error: a native crash (4 of 8
+ * full runs on this 2-core VM on 2026-12-01, all in test/cli/generate.test.ts, silently; an earlier
  * one, in test/reliability/gpuFaults.test.ts, printed Dawn's thread pool aborting on a pthread mutex:
  * "The futex facility returned an unexpected error code"). A core dump of one generate.test.ts crash
  * (2026-12-01) shows the abort inside the `webgpu` package: its AsyncRunner's scheduled callback calls
