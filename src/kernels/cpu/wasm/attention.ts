@@ -21,7 +21,6 @@
  * tested against in test/kernels/attention.test.ts, (4E + (2n + 3·ln(n + 1) + 40)·u)·V, which was
  * written for WGSL's exp (3 + 2|x| ulp).
  */
-import { RoseError } from '../../../errors.ts';
 import type { Operand, WasmMemory } from './memory.ts';
 
 export interface WasmAttentionCall {
@@ -43,13 +42,8 @@ export function wasmAttention(c: WasmAttentionCall): void {
   const cacheFloats = S * Hkv * hd; // one batch row of each cache
   const rowFloats = H * hd; // one query row of q and out
   for (let b = 0; b < B; b++) {
-    const staged: number[] = []; // this row's blocks in home, released at the end
-    const stage = (floats: number): number => {
-      const ptr = memory.stage(home, 4 * floats);
-      staged.push(ptr);
-      return ptr;
-    };
-    try {
+    memory.staging(home, (stageBytes) => {
+      const stage = (floats: number): number => stageBytes(4 * floats);
       // The row's slots of a cache: in place, or copied in.
       const cacheRow = (o: Operand): number => {
         if (o.at?.arena === home) return o.at.ptr + 4 * b * cacheFloats;
@@ -64,8 +58,7 @@ export function wasmAttention(c: WasmAttentionCall): void {
       const qHere = q.at?.arena === home;
       const outHere = out.at?.arena === home;
       const perRow = 4 * rowFloats * ((qHere ? 0 : 1) + (outHere ? 0 : 1));
-      const piece = perRow === 0 ? T : Math.min(T, Math.floor((home.largestFree() - 128) / perRow));
-      if (piece < 1) throw new RoseError('LIMIT', `no room left in WebAssembly memory ${home.id} to stage an attention query row`);
+      const piece = memory.rowsThatFit(home, perRow, T, 'an attention query row');
       const qPtr = qHere ? 0 : stage(piece * rowFloats);
       const outPtr = outHere ? 0 : stage(piece * rowFloats);
       for (let t0 = 0; t0 < T; t0 += piece) {
@@ -77,8 +70,6 @@ export function wasmAttention(c: WasmAttentionCall): void {
         home.kernels.attentionF32(outAt, qAt, k, v, scores, n, S, H, Hkv, hd, c.slot0 + t0, c.padLen[b], scale);
         if (!outHere) out.data.set(home.f32(outPtr, n * rowFloats), first);
       }
-    } finally {
-      for (const p of staged) home.release(p);
-    }
+    });
   }
 }

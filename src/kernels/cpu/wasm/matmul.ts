@@ -23,7 +23,6 @@
  * below 2²⁸, plus (K + 8)·2⁻¹⁴⁹ for products that underflow f32's normal range. Widening f16/bf16
  * to f32 is exact, so the bound holds for all three dtypes.
  */
-import { RoseError } from '../../../errors.ts';
 import type { CpuPool } from '../pool.ts';
 import type { Arena } from './arena.ts';
 import type { Operand, WasmMemory, WeightChunk } from './memory.ts';
@@ -62,13 +61,7 @@ export function wasmMatmul(c: WasmMatmulCall): void {
   const fn = matmulExportIndex(variant, c.dtype);
   for (const chunk of c.chunks) {
     const a = chunk.arena;
-    const staged: number[] = []; // this call's blocks in arena a, released at the end
-    const stage = (bytes: number): number => {
-      const ptr = memory.stage(a, bytes);
-      staged.push(ptr);
-      return ptr;
-    };
-    try {
+    memory.staging(a, (stage) => {
       let biasPtr = 0;
       if (c.bias) {
         if (c.bias.at?.arena === a) biasPtr = c.bias.at.ptr + 4 * chunk.row0;
@@ -80,8 +73,7 @@ export function wasmMatmul(c: WasmMatmulCall): void {
       const xHere = c.x.at?.arena === a;
       const outHere = c.out.at?.arena === a; // then written in place: columns row0.. of each row, stride N
       const rowBytes = (xHere ? 0 : 4 * K) + (outHere ? 0 : 4 * chunk.rows);
-      const piece = rowBytes === 0 ? M : Math.min(M, Math.floor((a.largestFree() - 128) / rowBytes));
-      if (piece < 1) throw new RoseError('LIMIT', `no room left in WebAssembly memory ${a.id} to stage a matmul operand`);
+      const piece = memory.rowsThatFit(a, rowBytes, M, 'a matmul operand');
       const xPtr = xHere ? c.x.at!.ptr : stage(4 * K * piece);
       const outPtr = outHere ? c.out.at!.ptr + 4 * chunk.row0 : stage(4 * chunk.rows * piece);
       for (let m0 = 0; m0 < M; m0 += piece) {
@@ -102,9 +94,7 @@ export function wasmMatmul(c: WasmMatmulCall): void {
           for (let m = 0; m < rowsM; m++) c.out.data.set(tmp.subarray(m * chunk.rows, (m + 1) * chunk.rows), (m0 + m) * N + chunk.row0);
         }
       }
-    } finally {
-      for (const p of staged) a.release(p);
-    }
+    });
   }
 }
 

@@ -125,18 +125,41 @@ export class WasmMemory {
     return ptr;
   }
 
+  /** Runs `body` with a `stage` (bytes → a scratch block in `arena`); every block it staged is released when it ends. */
+  staging<T>(arena: Arena, body: (stage: (bytes: number) => number) => T): T {
+    const staged: number[] = [];
+    try {
+      return body((bytes) => {
+        const ptr = this.stage(arena, bytes);
+        staged.push(ptr);
+        return ptr;
+      });
+    } finally {
+      for (const p of staged) arena.release(p);
+    }
+  }
+
+  /**
+   * How many of `rows` rows of `bytesPerRow` staged bytes each fit in the room left in `arena` (all of
+   * them when nothing is staged); a LIMIT error naming `what` when not even one does.
+   */
+  rowsThatFit(arena: Arena, bytesPerRow: number, rows: number, what: string): number {
+    // 128: the allocator's alignment and header slack for the two blocks a piece stages.
+    const piece = bytesPerRow === 0 ? rows : Math.min(rows, Math.floor((arena.largestFree() - 128) / bytesPerRow));
+    if (piece < 1) throw new RoseError('LIMIT', `no room left in WebAssembly memory ${arena.id} to stage ${what}`);
+    return piece;
+  }
+
   /**
    * Runs `kernel` in `home` with the address of every operand there: operands that live elsewhere
    * are staged (copied in if read, back out if written) for the call. The addresses come in the
    * operands' order.
    */
   withOperands(home: Arena, operands: readonly Operand[], kernel: (ptrs: number[]) => void): void {
-    const staged: number[] = [];
-    try {
+    this.staging(home, (stage) => {
       const ptrs = operands.map((o) => {
         if (o.at?.arena === home) return o.at.ptr;
-        const ptr = this.stage(home, 4 * o.data.length);
-        staged.push(ptr);
+        const ptr = stage(4 * o.data.length);
         if (o.read !== false) home.f32(ptr, o.data.length).set(o.data);
         return ptr;
       });
@@ -144,9 +167,7 @@ export class WasmMemory {
       operands.forEach((o, i) => {
         if (o.write && o.at?.arena !== home) o.data.set(home.f32(ptrs[i], o.data.length));
       });
-    } finally {
-      for (const p of staged) home.release(p);
-    }
+    });
   }
 
   /** The arena most of these operands' bytes live in (the scratch arena when none is in one): where their kernel runs. */
