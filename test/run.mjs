@@ -2,17 +2,16 @@
  * `npm test`'s runner: vitest over the whole suite, then ONE announced re-run of any test file whose
  * worker process died before it reported a single result.
  *
- * Why: now and then a vitest worker process exits with no JavaScript error: a native crash (4 of 8
- * full runs on this 2-core VM on 2026-12-01, all in test/cli/generate.test.ts, silently; an earlier
- * one, in test/reliability/gpuFaults.test.ts, printed Dawn's thread pool aborting on a pthread mutex:
- * "The futex facility returned an unexpected error code"). A core dump of one generate.test.ts crash
- * (2026-12-01) shows the abort inside the `webgpu` package: its AsyncRunner's scheduled callback calls
- * dawn::native::InstanceBase::ProcessEvents(), whose pthread_mutex_lock asserts
- * (`mutex->__data.__owner == 0`): seemingly an instance that a file opened and released earlier is
- * still polled (that file probes an adapter, destroys it, then the CLI opens its own). Not fixed yet. Such a file's tests never ran: they are neither
- * passed nor failed, and the run learnt nothing about them. So that file, and only that file, runs
- * again once, said loudly on stderr. A file whose tests ran and FAILED is never re-run: that would
- * turn a broken kernel green. A file that crashes twice fails the run.
+ * Why: a vitest worker that dies in native code reports nothing, and vitest then lists its file as
+ * passed with no tests. That happened in about half the full runs on this 2-core VM until 2026-12-01
+ * (test/cli/generate.test.ts, once test/reliability/gpuFaults.test.ts). The cause, found from a core
+ * dump and reproduced: the `webgpu` package freed its Dawn instance once our GPU object was collected
+ * while a device made from it still had callbacks pending; its next poll (InstanceBase::ProcessEvents)
+ * read freed memory. src/kernels/webgpu/device.ts now holds every GPU object for the process's life,
+ * and test/kernels/backend.test.ts reproduces the crash without that. This runner stays as a guard
+ * against any other native crash: such a file's tests never ran, they are neither passed nor failed.
+ * So that file, and only that file, runs again once, said loudly on stderr. A file whose tests ran and
+ * FAILED is never re-run: that would turn a broken kernel green. A file that crashes twice fails the run.
  *
  * The JSON report (test-results/vitest.json, which .ci/run counts) ends up holding the re-run's
  * results for the re-run files.

@@ -64,4 +64,39 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, b
     },
     TIMEOUT,
   );
+
+  // The crash this guards killed a test worker in about half the full runs (test/run.mjs): the
+  // `webgpu` package frees its Dawn instance once the GPU object is collected, even while the device
+  // made from it has callbacks pending, and its next poll reads freed memory. device.ts holds every GPU
+  // object for the process's life (dawnInstances); here a caller drops its own reference, as callers
+  // were once told to, with a mapAsync pending, and collects at once (a child: a crash is a signal).
+  it(
+    'a caller dropping the GPU object while the device has callbacks pending does not crash the process',
+    async () => {
+      const { execFile } = await import('node:child_process');
+      const { fileURLToPath } = await import('node:url');
+      const src = fileURLToPath(new URL('../../src/kernels/webgpu/device.ts', import.meta.url));
+      const code = `
+      import { openWebGpu } from ${JSON.stringify(src)};
+      for (let i = 0; i < 5; i++) {
+        const opened = await openWebGpu();
+        const buffer = opened.device.createBuffer({ size: 16, usage: 1 /* MAP_READ */ });
+        const mapped = buffer.mapAsync(1 /* READ */); // pending: Dawn's runner polls the instance for it
+        opened.device.destroy();
+        opened.gpu = undefined; // the caller's reference to the GPU object: gone
+        globalThis.gc();
+        await new Promise((r) => setImmediate(r)); // the runner polls
+        globalThis.gc();
+        await mapped.catch(() => 'aborted by destroy()');
+      }
+      console.log('ok');`;
+      const run = await new Promise<{ code: number | null; signal: string | null; stdout: string }>((resolve) =>
+        execFile(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code], { timeout: 60_000 }, (err, stdout) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, signal: err?.signal ?? null, stdout }),
+        ),
+      );
+      expect(run).toEqual({ code: 0, signal: null, stdout: 'ok\n' }); // without dawnInstances: SIGSEGV
+    },
+    TIMEOUT,
+  );
 });

@@ -47,7 +47,7 @@ export async function webGpuUnderTest(opts: WebGpuBackendOptions = {}): Promise<
   });
 }
 
-/** A bare WebGPU device (for tests below the backend), or undefined as above. Destroy it and drop `gpu`. */
+/** A bare WebGPU device (for tests below the backend), or undefined as above. Destroy its device when done. */
 export async function webGpuDeviceUnderTest(): Promise<OpenedWebGpu | undefined> {
   return orSkip(async () => (await import('../../src/kernels/webgpu/device.ts')).openWebGpu());
 }

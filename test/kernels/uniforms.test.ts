@@ -136,7 +136,6 @@ gpuOnly('uniforms on the adapter: the packer writes where WGSL reads', () => {
   });
   afterAll(() => {
     ctx.destroy();
-    opened!.gpu = undefined;
   });
 
   const structs = [

@@ -141,11 +141,10 @@ export class WebGpuBackend extends VariantBackend<GpuEncoder> implements Backend
   flush(): void {
     this.ctx.submit();
   }
-  /** Destroys the device and drops the GPU object, so that Node can exit. */
+  /** Destroys the device, so that Node can exit (device.ts holds the GPU object it came from). */
   destroy(): void {
     if (!this.opened) return;
     this.ctx.destroy();
-    this.opened.gpu = undefined;
     this.opened = undefined;
   }
 

@@ -19,8 +19,9 @@
  * descriptor 2, with no toggle to turn them off. Since `auto` never opens a software adapter, they
  * appear only when one is asked for by name.
  *
- * Lifetime (Node): Dawn keeps the process alive while the GPU object from create() is referenced, and
- * a live device keeps a core busy polling. Callers must call device.destroy() and drop `gpu`.
+ * Lifetime (Node): a live device keeps a core busy polling and the process alive; callers must call
+ * device.destroy(). The GPU object from the `webgpu` package's create() is made once per candidate and
+ * held here for the life of the process (dawnInstances, below), never dropped: see there for why.
  */
 import { RoseError } from '../../errors.ts';
 
@@ -68,8 +69,8 @@ export interface OpenedWebGpu {
   readonly hostMemoryBytes: number | undefined;
   readonly describe: string;
   readonly summary: AdapterSummary;
-  /** The navigator.gpu-like object: keep it only as long as the device lives (it pins the process). */
-  gpu: GPU | undefined;
+  /** The navigator.gpu-like object the device came from (in Node, held by this module for the process's life). */
+  readonly gpu: GPU;
 }
 
 /** The limits we compute with. We request the adapter's real values: the defaults are far lower. */
@@ -105,19 +106,36 @@ interface Candidate {
 /** Env values changed for the candidate being tried, restored if it fails. */
 let envBefore: Record<string, string | undefined> = {};
 
+/**
+ * Every Dawn instance (the GPU object create() returns) this process has made, by its flags and env,
+ * held until the process ends. Why never dropped: the `webgpu` package's GPU object owns the Dawn
+ * instance, while its adapters and devices share an AsyncRunner that keeps a raw pointer to it and
+ * polls it (wgpuInstanceProcessEvents, from setImmediate) as long as any callback is pending, e.g. a
+ * mapAsync, or the device-lost callback that destroy() fires. Once the GPU object is garbage
+ * collected, the next poll reads a freed instance: a native crash (SIGSEGV, or glibc's mutex assertion
+ * in InstanceBase::ProcessEvents) that no JavaScript can catch. Holding it costs one instance per
+ * candidate, and does not keep Node alive: the runner polls only while callbacks are pending.
+ * test/kernels/webgpuLifetime.test.ts reproduces the crash in a child process without this.
+ */
+const dawnInstances = new Map<string, GPU>();
+
 async function dawnCreate(flags: string[], env: Record<string, string>): Promise<GPU> {
+  const key = JSON.stringify([flags, env]);
+  const made = dawnInstances.get(key);
+  if (made) return made;
   // Dynamic: a bundler for the browser never sees this import (the browser path uses navigator.gpu).
   const mod = 'webgpu';
   const { create } = (await import(/* @vite-ignore */ mod)) as { create: (flags: string[]) => GPU };
-  // Dawn rounds timestamp queries to ~65 µs by default (a browser's defence against timing attacks,
-  // moot in a local process); a kernel's GPU time is often less than that, so keep full resolution.
-  flags = [...flags, 'disable-dawn-features=timestamp_quantization'];
   // Env must be in place before create(): EGL and the Vulkan loader read it when the instance starts.
   for (const [k, v] of Object.entries(env)) {
     envBefore[k] = process.env[k];
     process.env[k] = v;
   }
-  return create(flags);
+  // Dawn rounds timestamp queries to ~65 µs by default (a browser's defence against timing attacks,
+  // moot in a local process); a kernel's GPU time is often less than that, so keep full resolution.
+  const gpu = create([...flags, 'disable-dawn-features=timestamp_quantization']);
+  dawnInstances.set(key, gpu);
+  return gpu;
 }
 
 /** A failed candidate must not leave, say, VK_ICD_FILENAMES pointing the next Vulkan open at SwiftShader. */
@@ -223,7 +241,7 @@ function describe(c: Candidate, info: OpenedWebGpu['adapterInfo'], limits: GPUSu
 async function tryCandidate(c: Candidate, forced: boolean): Promise<OpenedWebGpu | string> {
   const made = await c.makeGpu();
   if (typeof made === 'string') return made;
-  let gpu: GPU | undefined = made;
+  const gpu = made;
   const adapter = await gpu.requestAdapter(c.options);
   if (!adapter) return 'no adapter';
   const info = infoOf(adapter);
@@ -249,7 +267,6 @@ async function tryCandidate(c: Candidate, forced: boolean): Promise<OpenedWebGpu
     summary: summarize(c, info, isSoftware, device.limits),
     gpu,
   };
-  gpu = undefined;
   return opened;
 }
 
@@ -273,7 +290,7 @@ export async function openWebGpu(opts: OpenWebGpuOptions = {}): Promise<OpenedWe
     }
     if (typeof result !== 'string') return result;
     tried.push(`${c.choice} (backend=${c.backend}): ${result}`);
-    if (isNode()) restoreEnv(); // the failed candidate's GPU object is dropped with its scope
+    if (isNode()) restoreEnv();
   }
   throw new RoseError(
     'BACKEND',
