@@ -91,8 +91,11 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, b
       }
       console.log('ok');`;
       const run = await new Promise<{ code: number | null; signal: string | null; stdout: string }>((resolve) =>
-        execFile(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code], { timeout: 60_000 }, (err, stdout) =>
-          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, signal: err?.signal ?? null, stdout }),
+        execFile(
+          process.execPath,
+          ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code],
+          { timeout: 60_000 },
+          (err, stdout) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, signal: err?.signal ?? null, stdout }),
         ),
       );
       expect(run).toEqual({ code: 0, signal: null, stdout: 'ok\n' }); // without dawnInstances: SIGSEGV
