@@ -24,27 +24,30 @@ export function attentionCpu(
   const group = H / Hkv;
   const scale = 1 / Math.sqrt(hd);
   const scores = new Float64Array(S);
+  // Stryker disable next-line EqualityOperator: b = B fills past out's end and finds no key (j from padLen[B], undefined): a no-op
   for (let b = 0; b < B; b++) {
+    // Stryker disable next-line EqualityOperator: t = T computes into row b + 1's first query, which that row clears and recomputes; past the end on the last row
     for (let t = 0; t < T; t++) {
       const s = slot0 + t;
+      // Stryker disable next-line EqualityOperator: h = H computes into query t + 1's first head, which that query clears and recomputes; past the end on the last
       for (let h = 0; h < H; h++) {
         const qOff = ((b * T + t) * H + h) * hd;
         const kvHead = Math.floor(h / group);
-        out.fill(0, qOff, qOff + hd);
-        if (padLen[b] > s) continue; // a pad query: nothing to attend to
+        out.fill(0, qOff, qOff + hd); // a pad query (padLen[b] > s) has no key: the loops below are empty, its output 0
         let max = -Infinity;
         for (let j = padLen[b]; j <= s; j++) {
           const kOff = ((b * S + j) * Hkv + kvHead) * hd;
           let dot = 0;
           for (let i = 0; i < hd; i++) dot += q[qOff + i] * kCache[kOff + i];
           scores[j] = dot * scale;
-          if (scores[j] > max) max = scores[j];
+          max = Math.max(max, scores[j]);
         }
         let sum = 0;
         for (let j = padLen[b]; j <= s; j++) sum += scores[j] = Math.exp(scores[j] - max);
         for (let j = padLen[b]; j <= s; j++) {
           const p = scores[j] / sum;
           const vOff = ((b * S + j) * Hkv + kvHead) * hd;
+          // Stryker disable next-line EqualityOperator: i = hd adds into the next head's first element, which that head clears (fill) before its own sum; past the end on the last
           for (let i = 0; i < hd; i++) out[qOff + i] += p * vCache[vOff + i];
         }
       }

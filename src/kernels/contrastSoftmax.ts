@@ -17,14 +17,6 @@ import type { GpuBuf, GpuContext, GpuTensor } from './webgpu/context.ts';
 import { uniforms } from './webgpu/uniforms.ts';
 import { LOWEST_F32, maxOf, minOf, sum, wgslKernel, workgroupReduce } from './webgpu/wgsl.ts';
 
-function logSumExp(row: Float32Array): number {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  return max + Math.log(sum);
-}
-
 export function contrastSoftmaxCpu(
   probs: Float32Array, // (V)
   logits: Float32Array, // (B, V): row 0 positive, rows 1.. reverse
@@ -33,38 +25,43 @@ export function contrastSoftmaxCpu(
 ): ContrastResult {
   const rows = Array.from({ length: logits.length / V }, (_, r) => logits.subarray(r * V, (r + 1) * V));
   const nonFiniteRow = rows.findIndex((row) => row.some((l) => !Number.isFinite(l)));
-  const lse = rows.map(logSumExp);
   const pos = rows[0];
-  // β mask: p_pos[v] ≥ β·max p_pos  ⇔  l_pos[v] − max l_pos ≥ log β   (β = 0 keeps everything)
-  let posMax = -Infinity;
-  for (let v = 0; v < V; v++) if (pos[v] > posMax) posMax = pos[v];
-  const logBeta = params.beta > 0 ? Math.log(params.beta) : -Infinity;
+  // β mask: p_pos[v] ≥ β·max p_pos  ⇔  l_pos[v] − max l_pos ≥ log β   (β = 0: log 0 = −∞ keeps everything)
+  const posMax = pos.reduce((max, l) => Math.max(max, l), -Infinity);
+  const logBeta = Math.log(params.beta);
 
-  const z = new Float64Array(V);
+  // z = l_pos − Σᵢ αᵢ·l_revᵢ: the header's log-softmax form less one constant per row (that row's
+  // log-sum-exp, times its weight), which softmax, the argmax and the CDF ignore. In f64, z needs no
+  // shift toward 0, so the twin leaves the log-sum-exps out.
+  const z = new Float64Array(V).fill(-Infinity); // a masked token keeps −∞
   let argmax = -1;
+  let lastKept = -1;
+  // Stryker disable next-line EqualityOperator: v = V reads pos[V] (undefined: NaN < logBeta is false) and writes z[V], past the end: nothing changes
   for (let v = 0; v < V; v++) {
-    if (pos[v] - posMax < logBeta) {
-      z[v] = -Infinity;
-      continue;
-    }
-    let zv = pos[v] - lse[0];
-    for (let r = 1; r < rows.length; r++) zv -= (params.alphas[r - 1] ?? 0) * (rows[r][v] - lse[r]);
+    if (pos[v] - posMax < logBeta) continue;
+    let zv = pos[v];
+    for (let r = 1; r < rows.length; r++) zv -= (params.alphas[r - 1] ?? 0) * rows[r][v];
     z[v] = zv;
+    lastKept = v;
     if (argmax < 0 || zv > z[argmax]) argmax = v;
   }
 
+  // probs = softmax(z / T) over the kept tokens (exp(−∞) = 0 for the others); sampled = the first
+  // token whose CDF exceeds u. The CDF starts at 0 ≤ u and does not move at a masked token, so it
+  // first exceeds u at a kept one.
   let sum = 0;
-  for (let v = 0; v < V; v++) sum += z[v] === -Infinity ? 0 : Math.exp((z[v] - z[argmax]) / params.temperature);
+  for (let v = 0; v < V; v++) sum += Math.exp((z[v] - z[argmax]) / params.temperature);
   let cdf = 0;
   let sampled = -1;
+  // Stryker disable next-line EqualityOperator: v = V writes probs[V], past the end, and adds NaN to the CDF after the last token
   for (let v = 0; v < V; v++) {
-    const p = z[v] === -Infinity ? 0 : Math.exp((z[v] - z[argmax]) / params.temperature) / sum;
+    const p = Math.exp((z[v] - z[argmax]) / params.temperature) / sum;
     probs[v] = p;
     cdf += p;
-    if (sampled < 0 && p > 0 && cdf > params.uniform) sampled = v;
+    if (sampled < 0 && cdf > params.uniform) sampled = v;
   }
-  // Rounding can leave the CDF a hair below a uniform close to 1: fall back to the last kept token.
-  if (sampled < 0) for (let v = V - 1; v >= 0 && sampled < 0; v--) if (probs[v] > 0) sampled = v;
+  // Rounding can leave the CDF a hair below a uniform close to 1: then the last kept token.
+  if (sampled < 0) sampled = lastKept;
   return { argmax, sampled, nonFiniteRow };
 }
 

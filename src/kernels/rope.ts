@@ -21,6 +21,7 @@ export function ropeCpu(
   headDim: number,
 ): void {
   const half = headDim / 2;
+  // Stryker disable next-line EqualityOperator: m = M reads past the end of positions and x (NaN) and writes past x's end: a typed array ignores it
   for (let m = 0; m < positions.length; m++) {
     const cosOff = positions[m] * headDim;
     const sinOff = cosOff + half;
