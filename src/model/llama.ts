@@ -125,9 +125,12 @@ export class Llama {
     this.checkCall(cache, tokens, T);
 
     const M = B * T;
-    const s = this.scratchFor({ M, R: allPositions ? M : B, B });
+    const R = allPositions ? M : B; //BRK // rows of logits: every position, or each row's last token
+    const s = this.scratchFor({ M, R, B });
     const positions = s.positions; // (B, T) position of each token; pads get 0 (never read)
+    // Stryker disable next-line EqualityOperator: b = B writes past the end of positions (a typed array ignores it)
     for (let b = 0; b < B; b++) {
+      // Stryker disable next-line EqualityOperator: t = T writes row b + 1's first position, which that row then sets; past the end on the last row
       for (let t = 0; t < T; t++) positions[b * T + t] = Math.max(0, slot0 + t - cache.padLen[b]);
     }
 
@@ -156,8 +159,8 @@ export class Llama {
 
     // --- head: only the positions whose logits are wanted ---
     let rows = s.x; // (R, D)
-    if (!allPositions && T > 1) {
-      // rows[b] = x[b·T + T − 1], each row's last token (with T = 1 every token is its row's last)  (kernels/gatherRows.ts)
+    if (R < M) {
+      // rows[b] = x[b·T + T − 1], each row's last token (with T = 1 every token is its row's last: R = M)  (kernels/gatherRows.ts)
       be.gatherRows(s.rows, s.x, s.lastRows); // rows (B, D)
       rows = s.rows;
     }

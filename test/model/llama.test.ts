@@ -110,3 +110,21 @@ describe('Llama: scratch buffers', () => {
     }
   });
 });
+
+describe('Llama: forward', () => {
+  it("returns each row's last-token logits unless every position is asked for", async () => {
+    // The TS tier: every matmul variant it picks sums in f64 and rounds once, so the head's logits of a
+    // row are bit-identical whichever rows share the call (kernels/cpu/matmulFast.ts).
+    const be = new CpuBackend({ tier: 'ts' });
+    const { model } = randomLlama(be, CFG, 2);
+    const V = CFG.vocab;
+    const tokens = Int32Array.of(1, 2, 3, 4, 5, 6); // (B = 2, T = 3)
+    const every = model.forward(model.newKvCache(2, 3), tokens, true);
+    expect(every.shape).toEqual([6, V]);
+    const everyRow = await be.read(every);
+    const last = model.forward(model.newKvCache(2, 3), tokens);
+    expect(last.shape).toEqual([2, V]);
+    const want = Float32Array.from([...everyRow.subarray(2 * V, 3 * V), ...everyRow.subarray(5 * V, 6 * V)]); // positions 2, 5
+    expect(maxAbsDiff(await be.read(last), want)).toBe(0);
+  });
+});
