@@ -125,7 +125,7 @@ export class Llama {
     this.checkCall(cache, tokens, T);
 
     const M = B * T;
-    const R = allPositions ? M : B; //BRK // rows of logits: every position, or each row's last token
+    const R = allPositions ? M : B; // rows of logits: every position, or each row's last token
     const s = this.scratchFor({ M, R, B });
     const positions = s.positions; // (B, T) position of each token; pads get 0 (never read)
     // Stryker disable next-line EqualityOperator: b = B writes past the end of positions (a typed array ignores it)
