@@ -74,9 +74,10 @@ const GROUPS = {
   // each of these mutants static: the rope tests call the functions themselves).
   rope: { mutate: ['src/model/rope.ts'], tests: ['test/model/rope.test.ts'] },
   // The safetensors reader and writer: their own suite and the checkpoint-loading errors.
+  // files.test: checkpoints from picked files and URLs (SafetensorsCheckpoint.fromFiles).
   safetensors: {
     mutate: ['src/model/safetensors.ts'],
-    tests: ['test/model/safetensors.test.ts', 'test/model/load-errors.test.ts'],
+    tests: ['test/model/safetensors.test.ts', 'test/model/load-errors.test.ts', 'test/model/files.test.ts'],
   },
   // The CPU twins but matmul's, each against its op's test file and that file's f64 reference (a twin
   // must be caught by its own op's test: not by a whole model, whose tests cover every kernel line
@@ -87,9 +88,12 @@ const GROUPS = {
   },
   // matmul's twin (v1) and the numbered CPU variants v2, v3: the op's test against the f64 reference,
   // and cpuFast's bit-for-bit checks of every variant against v1 (row ranges, worker threads).
+  // Per-test coverage here (see coverageAnalysis below): instrumented, these tests take minutes, too
+  // long to run them all for each of ~500 mutants.
   matmul: {
     mutate: [...KERNELS.filter((f) => f.startsWith('src/kernels/matmul.ts:')), 'src/kernels/cpu/matmulFast.ts'],
     tests: ['test/kernels/matmul.test.ts', 'test/kernels/cpuFast.test.ts'],
+    coverageAnalysis: 'perTest',
   },
 };
 
@@ -105,8 +109,11 @@ const reports = `reports/mutation/${group ?? 'all'}`;
 export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutate.config.ts' },
-  // Each mutant runs only the tests that cover it (static ones excepted, see above).
-  coverageAnalysis: 'perTest',
+  // Each mutant runs every test of its group ('all'), stopping at the first failure. 'perTest' (only
+  // the tests that cover the mutant) lost kills here: on 2026-12-01 it reported as surviving a
+  // safetensors writer mutant that a test fails on by hand, a mutant in code that runs at module load
+  // (static). The matmul group, and `npm run mutate` over every file and test, keep 'perTest' for time.
+  coverageAnalysis: chosen.coverageAnalysis ?? (group ? 'all' : 'perTest'),
   mutate: chosen.mutate,
   checkers: [],
   // Two cores shared with other work: one test process at a time; a mutant that makes a loop endless

@@ -149,7 +149,7 @@ const lfs = (path: string, data: Buffer): HubFile => ({ path, data, lfs: true })
 
 /** The fixture split into two shards + an index, as transformers writes a big checkpoint. */
 function shards(): { files: HubFile[]; index: Buffer } {
-  const file = SafetensorsFile.fromBytes(weightBytes);
+  const file = SafetensorsFile.fromBytes(weightBytes, 'model.safetensors');
   const names = file.names();
   const halves = [names.slice(0, names.length >> 1), names.slice(names.length >> 1)];
   const weightMap: Record<string, string> = {};
@@ -294,7 +294,7 @@ describe('rose pull', { timeout: 10_000 }, () => {
     ]);
     expect(readdirSync(dir).sort()).toEqual([...r.files].sort());
     for (const f of sharded.files) expect(readFileSync(join(dir, f.path)).equals(f.data)).toBe(true);
-    expect(r.tensors).toBe(SafetensorsFile.fromBytes(weightBytes).names().length);
+    expect(r.tensors).toBe(SafetensorsFile.fromBytes(weightBytes, 'model.safetensors').names().length);
     const backend = new CpuBackend();
     try {
       expect(loadLlama(dir, backend).config.numHiddenLayers).toBe(2);

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RoseError, type RoseErrorCode } from '../../src/errors.ts';
 import {
   SafetensorsCheckpoint,
@@ -154,7 +154,10 @@ describe('fixtures', () => {
       const ckpt = SafetensorsCheckpoint.open(join(FIXTURES, dir));
       expect(ckpt.info('model.norm.weight')?.file).toBe(join(FIXTURES, dir, 'model.safetensors'));
       expect(ckpt.read('model.norm.weight').bytes.byteLength).toBeGreaterThan(0);
+      expect(ckpt.info('no.such.tensor')).toBeUndefined();
       ckpt.close();
+      // close() closes the file: a read now is a bug in the caller, not a silent success
+      expect(() => ckpt.read('model.norm.weight')).toThrow('read after close');
     }
   });
 });
@@ -238,6 +241,14 @@ describe('encodeSafetensors / writeSafetensors', () => {
     expectRose(() => encodeSafetensors([{ ...t, name: '__metadata__' }]), 'SAFETENSORS', '__metadata__');
     expectRose(() => encodeSafetensors([{ ...t, dtype: 'I8' as never }]), 'SAFETENSORS', 'I8');
     expectRose(() => encodeSafetensors([{ ...t, shape: [-2] }]), 'SAFETENSORS', 'shape');
+    expectRose(() => encodeSafetensors([t], { format: 1 as never }), 'SAFETENSORS', 'metadata values must be strings');
+  });
+
+  it('writes a tensor with a zero dimension, and an empty file', () => {
+    const empty = { name: 'e', dtype: 'F32' as const, shape: [0, 3], data: new Uint8Array(0) };
+    const f = open(encodeSafetensors([empty]));
+    expect([f.info('e')?.shape, f.read('e').bytes.byteLength]).toEqual([[0, 3], 0]);
+    expect(Array.from(encodeSafetensors([]))).toEqual([8, 0, 0, 0, 0, 0, 0, 0, ...new TextEncoder().encode('{}      ')]);
   });
 
   it('writes through a temporary file and leaves nothing else behind', () => {
@@ -258,7 +269,8 @@ describe('encodeSafetensors / writeSafetensors', () => {
 
   it('reports an unwritable path as a RoseError and leaves no temporary file', () => {
     const dir = tmp();
-    expectRose(() => writeSafetensors(join(dir, 'no-such-dir', 'x.safetensors'), []), 'INPUT', 'no-such-dir');
+    const e = expectRose(() => writeSafetensors(join(dir, 'no-such-dir', 'x.safetensors'), []), 'INPUT', 'no-such-dir');
+    expect(e.message).toContain('safetensors file'); // what was being written
     expect(readdirSync(dir)).toEqual([]);
   });
 });
@@ -301,12 +313,12 @@ describe('malformed files', () => {
     expectRose(() => open(rawFile('')), 'SAFETENSORS', 'not valid UTF-8 JSON');
     const bytes = rawFile('{"t":1}');
     bytes[10] = 0xff; // inside the key: invalid UTF-8
-    expectRose(() => open(bytes), 'SAFETENSORS', 'UTF-8');
+    expectRose(() => open(bytes), 'SAFETENSORS', 'header is not valid UTF-8 JSON (it is not valid UTF-8)');
   });
 
   it('a header that is JSON but not an object', () => {
     expectRose(() => open(rawFile('[]')), 'SAFETENSORS', 'an array, not a JSON object');
-    expectRose(() => open(rawFile('42')), 'SAFETENSORS', 'not a JSON object');
+    expectRose(() => open(rawFile('42')), 'SAFETENSORS', 'header is a number, not a JSON object');
     expectRose(() => open(rawFile('null')), 'SAFETENSORS', 'null, not a JSON object');
     expectRose(() => open(rawFile('"x"')), 'SAFETENSORS', 'not a JSON object');
   });
@@ -370,6 +382,29 @@ describe('malformed files', () => {
     expect(f.names()).toEqual(['a', 'e', 'b']);
     expect(Array.from(f.read('b').bytes)).toEqual(Array.from(pattern(16).subarray(8, 10)));
     expect(f.read('e').bytes.byteLength).toBe(0);
+  });
+
+  it('an empty tensor at the offset where another begins is no overlap, and sorts first', () => {
+    const header = {
+      a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+      e: { dtype: 'F32', shape: [0], data_offsets: [0, 0] },
+    };
+    expect(open(rawFile(header, 4)).names()).toEqual(['e', 'a']);
+  });
+
+  it('a shape of -0 (valid JSON) is read as 0', () => {
+    const f = open(rawFile('{"t":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}}'));
+    expect(Object.is(f.info('t')!.shape[0], 0)).toBe(true);
+  });
+
+  it('a sub-byte dtype must fill whole bytes', () => {
+    // 3 F4 elements are 12 bits: no byte span holds them (not 1 byte, rounding down, nor 2).
+    for (const span of [1, 2])
+      expectRose(
+        () => open(rawFile({ t: { dtype: 'F4', shape: [3], data_offsets: [0, span] } }, 2)),
+        'SAFETENSORS',
+        'F4 [3] needs an impossible number of bytes',
+      );
   });
 
   it('dtype size × shape must equal the byte span', () => {
@@ -527,6 +562,27 @@ describe('byte sources guard their own range', () => {
     }
   });
 
+  it('a file source reads in pieces of its chunk size, and names the bytes it could not read when the file shrinks', () => {
+    const path = join(tmp(), 'bytes.bin');
+    writeFileSync(path, pattern(10));
+    const src = fileByteSource(path, 3); // 3 bytes per readSync
+    expect(Array.from(src.read(1, 8))).toEqual(Array.from(pattern(10).subarray(1, 9)));
+    truncateSync(path, 5);
+    // Bytes 1..3 come in one piece, byte 4 in a short one, then the file ends: bytes [5, 9) are missing.
+    expectRose(() => src.read(1, 8), 'SAFETENSORS', `${path}: the file ends early: bytes [5, 9) could not be read`);
+    src.close();
+  });
+
+  it('a file that cannot be opened: a missing one, and any other failure with the system error', () => {
+    const file = join(tmp(), 'plain.bin');
+    writeFileSync(file, pattern(4));
+    const missing = join(tmp(), 'absent.bin');
+    expect(expectRose(() => fileByteSource(missing), 'CHECKPOINT').message).toBe(`${missing} does not exist`);
+    const e = expectRose(() => fileByteSource(join(file, 'below')), 'CHECKPOINT');
+    expect(e.message).toMatch(new RegExp(`^cannot read ${join(file, 'below').replace(/[.]/g, '\\.')}: ENOTDIR`));
+    expect(e.hint).toBe('check that the file exists and is readable');
+  });
+
   it('a file source: reads in range, refuses past its end, and not after close (closing twice is fine)', () => {
     const path = join(tmp(), 'bytes.bin');
     writeFileSync(path, pattern(10));
@@ -542,16 +598,22 @@ describe('byte sources guard their own range', () => {
 
 // --- property tests: truncation and fuzzing --------------------------------------------------------
 
-/** A small valid file with a supported, an unsupported and an empty tensor and metadata. */
-const BASE = encodeSafetensors(
-  [
-    { name: 'a', dtype: 'F32', shape: [2, 3], data: pattern(24, 1) },
-    { name: 'b.bias', dtype: 'BF16', shape: [5], data: pattern(10, 2) },
-    { name: 'empty', dtype: 'F16', shape: [0, 4], data: new Uint8Array(0) },
-    { name: 'c', dtype: 'F16', shape: [3], data: pattern(6, 3) },
-  ],
-  { format: 'pt' },
-);
+/**
+ * A small valid file with a supported, an unsupported and an empty tensor and metadata. Made in a
+ * hook, not at module load: a writer bug then fails these tests rather than the file's import (which
+ * a mutation run cannot count as a failing test).
+ */
+let BASE: Uint8Array;
+const makeBase = () =>
+  encodeSafetensors(
+    [
+      { name: 'a', dtype: 'F32', shape: [2, 3], data: pattern(24, 1) },
+      { name: 'b.bias', dtype: 'BF16', shape: [5], data: pattern(10, 2) },
+      { name: 'empty', dtype: 'F16', shape: [0, 4], data: new Uint8Array(0) },
+      { name: 'c', dtype: 'F16', shape: [3], data: pattern(6, 3) },
+    ],
+    { format: 'pt' },
+  );
 
 /** Opens and reads everything; any throw must be a RoseError. */
 function survives(bytes: Uint8Array): void {
@@ -563,6 +625,9 @@ function survives(bytes: Uint8Array): void {
 }
 
 describe('properties', () => {
+  beforeAll(() => {
+    BASE = makeBase();
+  });
   it('every proper prefix of a valid file is a SAFETENSORS error', () => {
     readAll(BASE);
     for (let len = 0; len < BASE.length; len++) expectRose(() => open(BASE.subarray(0, len)), 'SAFETENSORS');
