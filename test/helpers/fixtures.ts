@@ -54,6 +54,12 @@ export function loadFixture(name: string): Fixture {
 }
 
 /** max |a − b| over two equally long arrays; Infinity if any entry is NaN or the lengths differ. */
+/** Index of the first output that differs in bits (Object.is), or -1. */
+export function firstDiff(a: Float32Array, b: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return a.length === b.length ? -1 : a.length;
+}
+
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) return Infinity;
   let max = 0;

@@ -14,6 +14,7 @@
  * them, N not a multiple of the 8- or 4-row blocks, and K past the v3 K-block (1024) to exercise the
  * parked partial sums. Each case runs every variant on 1 thread (called directly) and through pools
  * of 2 and 3 threads (3 threads on a 2-core machine oversubscribes: that is deliberate).
+ * The same through a whole model, on both CPU tiers: cpuThreadsModel.test.ts.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -21,11 +22,8 @@ import { mulberry32 } from '../../src/decode/random.ts';
 import { matmulCpu } from '../../src/kernels/matmul.ts';
 import { splitRows, V3_KB } from '../../src/kernels/cpu/matmulFast.ts';
 import { CpuPool, sharedF32 } from '../../src/kernels/cpu/pool.ts';
-import { CpuBackend } from '../../src/kernels/cpu/backend.ts';
 import { cpuMatmulVariants } from '../../src/kernels/cpu/variants.ts';
-import { loadLlama } from '../../src/model/load.ts';
-import { fixturesDir } from '../helpers/fixtures.ts';
-import { join } from 'node:path';
+import { firstDiff } from '../helpers/fixtures.ts';
 
 const SEED = 20240611;
 /** Every registered CPU matmul variant (cpu/variants.ts): a new one is tested here with no edit. */
@@ -39,12 +37,6 @@ function fill(a: Float32Array, seed: number): Float32Array {
     a[i] = u < 0.01 ? 0 : 2 * u - 1;
   }
   return a;
-}
-
-/** Index of the first output that differs in bits (Object.is), or -1. */
-function firstDiff(a: Float32Array, b: Float32Array): number {
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return a.length === b.length ? -1 : a.length;
 }
 
 interface Case {
@@ -167,52 +159,4 @@ describe('the worker pool', () => {
     expect(() => new CpuPool({ threads: 0 })).toThrow(/threads/);
     expect(() => new CpuPool({ threads: 1.5 })).toThrow(/threads/);
   });
-});
-
-describe('CpuBackend threads and variants on a fixture model', () => {
-  // Prefill (M = B·T > 8: v3 / v5) then decode steps (M = 2: v2 / v4): the logits of every call must
-  // be the same bits on 1 and 2 threads, and with each of the tier's matmul variants forced. The
-  // TypeScript tier: all of v1–v3 are bit-identical to v1. The WebAssembly tier: v4 and v5 share one
-  // summation order (src/kernels/cpu/wasm/matmul.ts), so they, and any thread split, agree bit for bit.
-  const tiers = [
-    { tier: 'ts', variants: VARIANTS.map((v) => v.id), tiled: 3 },
-    { tier: 'wasm', variants: [4, 5], tiled: 5 },
-  ] as const;
-  for (const { tier, variants, tiled } of tiers) {
-    for (const fixture of ['tiny-gqa-bf16-tied', 'tiny-f16-bias']) {
-      it(`${fixture}, ${tier} tier: threads 2 and every matmul variant of the tier give the logits of threads 1`, async () => {
-        const dir = join(fixturesDir, fixture);
-        const configs = [
-          { threads: 1 },
-          { threads: 2, minParallelWork: 0 },
-          ...variants.map((id) => ({ threads: 1, kernels: { matmul: id } })),
-          { threads: 2, kernels: { matmul: tiled }, minParallelWork: 0 },
-        ];
-        const runs: Float32Array[][] = [];
-        for (const opts of configs) {
-          const be = new CpuBackend({ tier, ...opts });
-          try {
-            const model = loadLlama(dir, be);
-            const cache = model.newKvCache(2, 24);
-            const logits: Float32Array[] = [];
-            const rows = [
-              [1, 5, 9, 13, 17, 21, 25, 29, 33, 3, 7],
-              [1, 6, 10, 14, 2],
-            ];
-            logits.push(await be.read(model.prefill(cache, rows, true).logits));
-            for (const token of [4, 8, 15]) logits.push(await be.read(model.forward(cache, new Int32Array([token, token]))));
-            runs.push(logits);
-          } finally {
-            be.destroy();
-          }
-        }
-        for (let r = 1; r < runs.length; r++) {
-          runs[r].forEach((l, call) => {
-            const i = firstDiff(l, runs[0][call]);
-            expect(i, `${JSON.stringify(configs[r])}, call ${call}: logit ${i} = ${l[i]} vs ${runs[0][call][i]} on 1 thread`).toBe(-1);
-          });
-        }
-      });
-    }
-  }
 });
