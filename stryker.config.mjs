@@ -89,12 +89,9 @@ const GROUPS = {
   // matmul's twin (v1) and the numbered CPU variants v2, v3: the op's test against the f64 reference,
   // and cpuFast's bit-for-bit checks of every variant against v1 (row ranges, worker threads; the same
   // through a whole model is cpuThreadsModel.test, left out: minutes per mutant, instrumented).
-  // Per-test coverage here (see coverageAnalysis below): instrumented, these tests take minutes, too
-  // long to run them all for each of ~500 mutants.
   matmul: {
     mutate: [...KERNELS.filter((f) => f.startsWith('src/kernels/matmul.ts:')), 'src/kernels/cpu/matmulFast.ts'],
     tests: ['test/kernels/matmul.test.ts', 'test/kernels/cpuFast.test.ts'],
-    coverageAnalysis: 'perTest',
   },
 };
 
@@ -110,11 +107,11 @@ const reports = `reports/mutation/${group ?? 'all'}`;
 export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutate.config.ts' },
-  // Each mutant runs every test of its group ('all'), stopping at the first failure. 'perTest' (only
-  // the tests that cover the mutant) lost kills here: on 2026-12-01 it reported as surviving a
-  // safetensors writer mutant that a test fails on by hand, a mutant in code that runs at module load
-  // (static). The matmul group, and `npm run mutate` over every file and test, keep 'perTest' for time.
-  coverageAnalysis: chosen.coverageAnalysis ?? (group ? 'all' : 'perTest'),
+  // Each mutant of a group runs every test of its group ('all'), stopping at the first failure.
+  // 'perTest' (only the tests that cover the mutant) lost kills here: on 2026-12-01 it reported as
+  // surviving a safetensors writer mutant and matmul v1 mutants that their tests fail on by hand.
+  // `npm run mutate`, every file against every CPU test, keeps 'perTest' for time: a lower bound.
+  coverageAnalysis: group ? 'all' : 'perTest',
   mutate: chosen.mutate,
   checkers: [],
   // Two cores shared with other work: one test process at a time; a mutant that makes a loop endless
