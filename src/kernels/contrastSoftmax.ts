@@ -35,7 +35,7 @@ export function contrastSoftmaxCpu(
   // shift toward 0, so the twin leaves the log-sum-exps out.
   const z = new Float64Array(V).fill(-Infinity); // a masked token keeps −∞
   let argmax = -1;
-  let lastKept = -1;
+  let lastKept = 0; // set below: the positive row's top token is always kept (β ≤ 1)
   // Stryker disable next-line EqualityOperator: v = V reads pos[V] (undefined: NaN < logBeta is false) and writes z[V], past the end: nothing changes
   for (let v = 0; v < V; v++) {
     if (pos[v] - posMax < logBeta) continue;

@@ -14,6 +14,7 @@ import { type KernelDtypes, normedRows, weightLoader, wgslKernel, workgroupLaneS
 
 /** v1: rmsnorm, then matmul, each the backend's own op (its chosen variant). */
 export function normMatmulComposed(be: Backend, out: Tensor, x: Tensor, norm: Weight, eps: number, w: Weight, bias?: Weight): void {
+  // Stryker disable next-line StringLiteral: a role only keys this op's temporary in kernels/scratch.ts; any other name the op does not use is the same
   const xn = scratchTensor(be, 'normed', x.shape); // (M, K)
   be.rmsnorm(xn, x, norm, eps);
   be.matmul(out, xn, w, bias);

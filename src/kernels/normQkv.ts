@@ -42,12 +42,13 @@ export function normQkvComposed(
   bqkv?: Weight,
 ): void {
   const [wq, wk, wv] = stackedParts('normQkv', wqkv, 3);
-  const [bq, bk, bv] = bqkv ? stackedParts('normQkv', bqkv, 3) : [];
+  const biases = bqkv && stackedParts('normQkv', bqkv, 3); // [bq, bk, bv], or none
+  // Stryker disable next-line StringLiteral: a role only keys this op's temporary in kernels/scratch.ts; any other name is the same
   const xn = scratchTensor(be, 'normed', x.shape); // (M, D)
   be.rmsnorm(xn, x, norm, eps);
-  be.matmul(q, xn, wq, bq); // (M, Nq)
-  be.matmul(k, xn, wk, bk); // (M, Nkv)
-  be.matmul(v, xn, wv, bv); // (M, Nkv)
+  be.matmul(q, xn, wq, biases?.[0]); // (M, Nq)
+  be.matmul(k, xn, wk, biases?.[1]); // (M, Nkv)
+  be.matmul(v, xn, wv, biases?.[2]); // (M, Nkv)
 }
 
 // --- WebGPU ---------------------------------------------------------------------------------------

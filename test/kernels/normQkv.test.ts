@@ -122,6 +122,12 @@ describe.each(backends.map((be) => [be.name, be] as const))('normQkv on %s', (_n
       expect(e.code).toBe('INPUT');
       expect(e.message).toBe('normQkv: weight w3x2 is not a stack of 3 weights');
       expect(e.hint).toMatch(/uploadStacked/);
+      // A stacked weight with a bias that is not stacked: the bias is named.
+      const parts = ['wq', 'wk', 'wv'].map((name) => ({ ...makeWeight('f32', [1, 2], new Float32Array(2)).host, name }));
+      const stacked = be.uploadStacked('wqkv', parts);
+      const b = be.uploadWeight(makeWeight('f32', [3], new Float32Array(3)).host);
+      const eb = roseError(() => be.normQkv(q, k, v, x, n, 1e-6, stacked, b));
+      expect([eb.code, eb.message]).toEqual(['INPUT', 'normQkv: weight w3 is not a stack of 3 weights']);
     });
     be.forceKernels({});
   });
