@@ -21,7 +21,9 @@ const include: string[] = JSON.parse(process.env.ROSE_MUTATE_TESTS ?? 'null') ??
 export default defineConfig({
   test: {
     include,
-    env: { ROSE_TEST_BACKENDS: 'cpu' },
+    // ROSE_MUTATION_RUN: tests whose work runs in worker threads skip it (a worker never sees the
+    // active mutant: test/kernels/cpuFast.test.ts).
+    env: { ROSE_TEST_BACKENDS: 'cpu', ROSE_MUTATION_RUN: '1' },
     testTimeout: 300_000,
     hookTimeout: 300_000,
   },
