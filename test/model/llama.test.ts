@@ -105,8 +105,7 @@ describe('Llama: scratch buffers', () => {
     // What an M-row call leaves: the model's own buffers (x, q, att, rows, rowsNorm: M × 16; k, v: M × 8;
     // act: M × 24; logits: M × 37) and the fused ops' temporaries (kernels/scratch.ts: normed and
     // product, M × 16; gate and up, M × 24).
-    const left = (M: number) =>
-      [...Array(7).fill(`${M}x16`), ...Array(2).fill(`${M}x8`), ...Array(3).fill(`${M}x24`), `${M}x37`].sort();
+    const left = (M: number) => [...Array(7).fill(`${M}x16`), ...Array(2).fill(`${M}x8`), ...Array(3).fill(`${M}x24`), `${M}x37`].sort();
     expect(freed).toEqual([left(12), [], [], left(9)]);
     // Every logit as a model with no history computes it: nothing freed was read, nothing kept was freed.
     for (let i = 0; i < prompts.length; i++) {
