@@ -2,6 +2,7 @@
  * What every backend promises beyond its ops: writes, ops and frees take effect in call order; a
  * script that opens a WebGPU backend, uses it and destroys it exits by itself.
  */
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { backends, gpu, TIMEOUT, withScope } from './harness.ts';
 
@@ -40,13 +41,23 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, b
   );
 });
 
+/** Runs ES-module `code` in a child Node (TypeScript through tsx): how it ended, and what it printed. */
+async function runChild(code: string, nodeFlags: string[] = []): Promise<{ code: number | null; signal: string | null; stdout: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) =>
+    execFile(process.execPath, [...nodeFlags, '--import', 'tsx', '--input-type=module', '-e', code], { timeout: 60_000 }, (err, stdout) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, signal: err?.signal ?? null, stdout }),
+    ),
+  );
+}
+
+const srcPath = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+
 (gpu ? describe : describe.skip)('webgpu backend lifetime', () => {
   it(
     'a script that opens, runs, and destroys the backend exits promptly',
     async () => {
-      const { execFile } = await import('node:child_process');
-      const { fileURLToPath } = await import('node:url');
-      const src = fileURLToPath(new URL('../../src/kernels/webgpu/backend.ts', import.meta.url));
+      const src = srcPath('../../src/kernels/webgpu/backend.ts');
       const code = `
       import { WebGpuBackend } from ${JSON.stringify(src)};
       const be = await WebGpuBackend.create();
@@ -54,12 +65,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, b
       console.log((await be.read(x)).join(','));
       be.destroy();`;
       const t0 = Date.now();
-      const out = await new Promise<string>((resolve, reject) =>
-        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { timeout: 30_000 }, (err, stdout) =>
-          err ? reject(err) : resolve(stdout),
-        ),
-      );
-      expect(out.trim()).toBe('1,2,3,4');
+      expect(await runChild(code)).toEqual({ code: 0, signal: null, stdout: '1,2,3,4\n' });
       expect(Date.now() - t0).toBeLessThan(20_000); // it exited by itself (the timeout would kill it)
     },
     TIMEOUT,
@@ -73,9 +79,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, b
   it(
     'a caller dropping the GPU object while the device has callbacks pending does not crash the process',
     async () => {
-      const { execFile } = await import('node:child_process');
-      const { fileURLToPath } = await import('node:url');
-      const src = fileURLToPath(new URL('../../src/kernels/webgpu/device.ts', import.meta.url));
+      const src = srcPath('../../src/kernels/webgpu/device.ts');
       const code = `
       import { openWebGpu } from ${JSON.stringify(src)};
       for (let i = 0; i < 5; i++) {
@@ -90,14 +94,7 @@ describe.each(backends.map((b) => [b.name, b] as const))('%s backend', (_name, b
         await mapped.catch(() => 'aborted by destroy()');
       }
       console.log('ok');`;
-      const run = await new Promise<{ code: number | null; signal: string | null; stdout: string }>((resolve) =>
-        execFile(
-          process.execPath,
-          ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', code],
-          { timeout: 60_000 },
-          (err, stdout) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, signal: err?.signal ?? null, stdout }),
-        ),
-      );
+      const run = await runChild(code, ['--expose-gc']);
       expect(run).toEqual({ code: 0, signal: null, stdout: 'ok\n' }); // without dawnInstances: SIGSEGV
     },
     TIMEOUT,
